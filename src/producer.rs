@@ -1,0 +1,358 @@
+//! [`Producer`]: pulls items from the source, applies the batching policy, publishes batches.
+//!
+//! The producer is a plain future ([`Producer::run`]); where it runs is the executor seam (see
+//! [`executor`](crate::executor)). It keeps each batch's deadline while the caller is busy, and
+//! stops pulling from the source when both buffers are taken. Dropping it mid-way loses nothing:
+//! its partial batch is published with reason [`FlushReason::Close`].
+
+use core::future::{Future, poll_fn};
+use core::marker::PhantomData;
+use core::ops::Deref;
+use core::pin::{Pin, pin};
+use core::task::{Context, Poll};
+
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use futures_core::Stream;
+
+use crate::config::{Config, ConfigError, Limits, Weigher};
+use crate::policy::{Fill, FlushReason};
+use crate::slot::{Room, Slot};
+use crate::source::ItemKind;
+use crate::timer::Timer;
+
+/// How many items a burst may push before the deadline is checked without waiting for the source
+/// to return `Pending`: bounds the age of a batch fed by a source that is always ready but slow.
+const DEADLINE_CHECK_EVERY: u32 = 64;
+
+/// The filling half of a [`Slot`]: owns the source, runs the batching policy.
+///
+/// Create with [`Slot::split`] (or [`Producer::new`] for a shared slot such as an `Arc` or a
+/// `&'static`), then run [`Producer::run`] on any executor.
+pub struct Producer<R, S, W, K>
+where
+    R: Deref,
+    R::Target: SlotTypes,
+{
+    engine: Engine<R, W, K>,
+    source: S,
+}
+
+impl<R: Deref, S, W, K> core::fmt::Debug for Producer<R, S, W, K>
+where
+    R::Target: SlotTypes,
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Producer")
+            .field("limits", &self.engine.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R, S, W, K, M, T, const N: usize, Tm, E> Producer<R, S, W, K>
+where
+    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    M: RawMutex,
+    Tm: Timer,
+    S: Stream,
+    K: ItemKind<S::Item, Item = T, Error = E>,
+    W: Weigher<T>,
+{
+    /// Attaches a producer to `slot`. Fails on a bad configuration, or if the slot already has one.
+    pub fn new(slot: R, source: S, config: Config<W>) -> Result<Self, ConfigError> {
+        let limits = config.validate_for::<N, Tm>()?;
+        slot.attach_producer()?;
+        let engine = Engine {
+            slot,
+            limits,
+            weigher: config.weigher,
+            own: None,
+            fill: Fill::new(),
+            armed: None,
+            pushed: false,
+            closing: false,
+            done: false,
+            _kind: PhantomData,
+        };
+        Ok(Self { engine, source })
+    }
+
+    /// Fills batches until the source ends, the slot is closed, or the receiver is gone.
+    ///
+    /// Cancel-safe: dropping this future publishes the partial batch, so the receiver (or
+    /// [`Receiver::drain_remainder`](crate::Receiver::drain_remainder)) still gets every item.
+    pub async fn run(self) {
+        let Producer { mut engine, source } = self;
+        let mut source = pin!(source);
+        let mut sleep = pin!(None::<Tm::Sleep>);
+        poll_fn(|cx| engine.poll(cx, source.as_mut(), sleep.as_mut())).await;
+    }
+}
+
+/// The producer's state apart from the source: what the policy needs between polls.
+struct Engine<R, W, K>
+where
+    R: Deref,
+    R::Target: SlotTypes,
+{
+    slot: R,
+    limits: Limits,
+    weigher: W,
+    /// The buffer being filled, if any.
+    own: Option<u8>,
+    fill: Fill<<R::Target as SlotTypes>::Instant>,
+    /// The instant the sleep future is armed for.
+    armed: Option<<R::Target as SlotTypes>::Instant>,
+    /// Items arrived since the source last returned `Pending`.
+    pushed: bool,
+    closing: bool,
+    done: bool,
+    _kind: PhantomData<K>,
+}
+
+/// Names a slot's timer instant without repeating all its parameters. Public only so it can
+/// appear in bounds; it cannot be named outside this crate.
+pub trait SlotTypes {
+    /// The timer's instant.
+    type Instant: Copy + Ord;
+    /// Publishes the producer's partial batch (if any) and marks the producer done.
+    fn finish_producer(&self, own: Option<(u8, Option<Self::Instant>, usize)>, reason: FlushReason);
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, Tm, E> {
+    type Instant = Tm::Instant;
+    fn finish_producer(&self, own: Option<(u8, Option<Tm::Instant>, usize)>, reason: FlushReason) {
+        if let Some((i, first_at, weight)) = own {
+            // SAFETY: the producer owns its `Filling` buffer.
+            if unsafe { self.buf_mut(i) }.is_empty() {
+                self.unclaim(i);
+            } else {
+                self.publish(i, reason, first_at, weight, None, false);
+            }
+        }
+        self.producer_done();
+    }
+}
+
+impl<R: Deref, W, K> Drop for Engine<R, W, K>
+where
+    R::Target: SlotTypes,
+{
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            let own = self.own.take().map(|i| (i, self.fill.first_at, self.fill.weight));
+            self.slot.finish_producer(own, FlushReason::Close);
+        }
+    }
+}
+
+impl<R, W, K, M, T, const N: usize, Tm, E> Engine<R, W, K>
+where
+    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    M: RawMutex,
+    Tm: Timer,
+    W: Weigher<T>,
+{
+    fn poll<S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut source: Pin<&mut S>,
+        mut sleep: Pin<&mut Option<Tm::Sleep>>,
+    ) -> Poll<()>
+    where
+        S: Stream,
+        K: ItemKind<S::Item, Item = T, Error = E>,
+    {
+        if self.done {
+            return Poll::Ready(());
+        }
+        let control = self.slot.control();
+        if control.receiver_gone {
+            return self.finish(FlushReason::Close);
+        }
+        if control.flush {
+            self.publish_own(FlushReason::Flush);
+            self.slot.seal_open();
+        }
+        self.closing |= control.closed;
+        loop {
+            // An item that found no room waits in the slot; it goes first.
+            if let Some(x) = self.slot.take_spill() {
+                if let Err(x) = self.place(x, cx) {
+                    self.slot.put_spill(x);
+                    return Poll::Pending;
+                }
+            }
+            if self.closing {
+                return self.finish(FlushReason::Close);
+            }
+            // Never pull an item there is no room for: that is the backpressure.
+            if self.own.is_none() {
+                match self.slot.room(cx, &self.limits) {
+                    Room::Open => {}
+                    Room::Own(i) => self.own = Some(i),
+                    Room::None => return Poll::Pending,
+                }
+            }
+            match source.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    if let Err(x) = self.place(K::split(item), cx) {
+                        self.slot.put_spill(x);
+                    }
+                }
+                Poll::Ready(None) => return self.finish(FlushReason::End),
+                Poll::Pending => {
+                    if self.poll_due(cx, sleep.as_mut()).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Places an item or an error; hands it back if there is no room (the waker is registered).
+    fn place(&mut self, x: Result<T, E>, cx: &mut Context<'_>) -> Result<(), Result<T, E>> {
+        match x {
+            Ok(item) => self.place_item(item, cx).map_err(Ok),
+            Err(error) => self.place_error(error, cx).map_err(Err),
+        }
+    }
+
+    fn place_item(&mut self, item: T, cx: &mut Context<'_>) -> Result<(), T> {
+        let w = self.weigher.weigh(&item);
+        let mut item = item;
+        loop {
+            let i = match self.own {
+                Some(i) => i,
+                None => {
+                    item = match self.slot.append_open(item, w, &self.limits) {
+                        Ok(()) => return Ok(()),
+                        Err(item) => item,
+                    };
+                    match self.slot.claim(cx) {
+                        Some(i) => {
+                            self.own = Some(i);
+                            i
+                        }
+                        None => return Err(item),
+                    }
+                }
+            };
+            // SAFETY: buffer `i` is this producer's (`Filling`) until it publishes it.
+            let buf = unsafe { self.slot.buf_mut(i) };
+            if !self.limits.fits(buf.len(), self.fill.weight, w) {
+                self.publish_own(FlushReason::Full);
+                continue;
+            }
+            let first = buf.is_empty();
+            if let Err(back) = buf.push(item) {
+                // Unreachable while `max_items <= N`; kept total rather than panicking.
+                item = back;
+                self.publish_own(FlushReason::Full);
+                continue;
+            }
+            let len = buf.len();
+            self.fill.weight += w;
+            self.pushed = true;
+            let timer = self.slot.timer();
+            if first {
+                let now = timer.now();
+                self.fill.first_at = Some(now);
+                self.fill.deadline = self.limits.max_wait.and_then(|d| timer.add(now, d));
+                self.fill.burst = 0;
+            }
+            if self.limits.is_full(len, self.fill.weight) {
+                self.publish_own(FlushReason::Full);
+            } else if let Some(deadline) = self.fill.deadline {
+                self.fill.burst += 1;
+                if self.fill.burst >= DEADLINE_CHECK_EVERY {
+                    self.fill.burst = 0;
+                    if timer.now() >= deadline {
+                        self.publish_own(FlushReason::Deadline);
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    fn place_error(&mut self, error: E, cx: &mut Context<'_>) -> Result<(), E> {
+        let mut error = error;
+        if self.own.is_none() {
+            error = match self.slot.append_error_open(error) {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            match self.slot.claim(cx) {
+                Some(i) => self.own = Some(i),
+                None => return Err(error),
+            }
+        }
+        let i = self.own.take().expect("set above");
+        let fill = core::mem::replace(&mut self.fill, Fill::new());
+        self.slot
+            .publish(i, FlushReason::Error, fill.first_at, fill.weight, Some(error), false);
+        Ok(())
+    }
+
+    /// The source has nothing now: emit the batch if its deadline or idle gap has passed, else
+    /// arm the sleep for whichever comes first. `Ready` means a batch was emitted.
+    fn poll_due(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Option<Tm::Sleep>>) -> Poll<()> {
+        let Some(i) = self.own else {
+            return Poll::Pending;
+        };
+        // SAFETY: buffer `i` is this producer's (`Filling`).
+        if unsafe { self.slot.buf_mut(i) }.is_empty() {
+            return Poll::Pending; // never a timer for an empty batch
+        }
+        let timer = self.slot.timer();
+        let now = timer.now();
+        if core::mem::take(&mut self.pushed) {
+            self.fill.idle_at = self.limits.idle.and_then(|d| timer.add(now, d));
+        }
+        let Some((at, reason)) = self.fill.due() else {
+            return Poll::Pending;
+        };
+        if at <= now {
+            self.publish_own(reason);
+            return Poll::Ready(());
+        }
+        match sleep.as_mut().as_pin_mut() {
+            Some(s) if self.armed == Some(at) => {
+                let _ = s;
+            }
+            Some(s) => timer.reset(s, at),
+            None => sleep.set(Some(timer.sleep_until(at))),
+        }
+        self.armed = Some(at);
+        let fired = sleep.as_pin_mut().is_some_and(|s| s.poll(cx).is_ready());
+        if fired {
+            // Re-checked against the current batch on the next pass: a sleep armed for an older
+            // batch can never emit this one early.
+            self.armed = None;
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Publishes the buffer being filled, if it holds anything.
+    fn publish_own(&mut self, reason: FlushReason) {
+        let Some(i) = self.own else { return };
+        // SAFETY: buffer `i` is this producer's (`Filling`).
+        let len = unsafe { self.slot.buf_mut(i) }.len();
+        if len == 0 {
+            return;
+        }
+        self.own = None;
+        let fill = core::mem::replace(&mut self.fill, Fill::new());
+        let open = reason.stays_open() && !self.limits.is_full(len, fill.weight);
+        self.slot.publish(i, reason, fill.first_at, fill.weight, None, open);
+    }
+
+    fn finish(&mut self, reason: FlushReason) -> Poll<()> {
+        self.done = true;
+        let own = self.own.take().map(|i| (i, self.fill.first_at, self.fill.weight));
+        self.slot.finish_producer(own, reason);
+        Poll::Ready(())
+    }
+}

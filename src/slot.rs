@@ -1,0 +1,670 @@
+//! [`Slot`]: the prefetch slot. Two batch buffers and the handoff between producer and caller.
+//!
+//! A slot owns two `heapless::Vec<T, N>` buffers (double buffering). At any moment each buffer is
+//! free, being filled by the producer, ready (published, waiting for the caller) or lent to the
+//! caller. The producer fills one buffer while the caller works on the other; a ready batch that
+//! was emitted by time (`Deadline`, `Idle`) keeps taking items until the caller takes it or it is
+//! full. When both buffers are taken and the caller is busy, the producer stops pulling from the
+//! source: memory stays bounded and nothing overflows.
+//!
+//! The slot is generic over embassy-sync's [`RawMutex`]: `NoopRawMutex` when producer and caller
+//! share one executor, `CriticalSectionRawMutex` across interrupts and cores, and
+//! [`StdRawMutex`](crate::StdRawMutex) (feature `std`) for threads. It has a `const fn new`, so it
+//! can live in a `static`. Pick `embassy_sync::zerocopy_channel` instead when you need more than
+//! two slots and no batching policy.
+
+use core::cell::{RefCell, UnsafeCell};
+use core::convert::Infallible;
+use core::fmt;
+use core::task::{Context, Poll};
+
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_sync::waitqueue::WakerRegistration;
+use heapless::Vec;
+
+use crate::config::Limits;
+use crate::policy::{BatchInfo, FlushReason};
+use crate::stats::Stats;
+use crate::timer::Timer;
+
+/// Who may touch a buffer. Changed only under the slot's mutex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Empty; the producer may claim it.
+    Free,
+    /// The producer's; only the producer touches it, without the lock.
+    Filling,
+    /// Published and queued; touched only under the lock.
+    Ready,
+    /// The caller's; only the caller touches it, without the lock.
+    Lent,
+}
+
+/// What a ready buffer says about itself until the caller takes it.
+struct Entry<I, E> {
+    reason: FlushReason,
+    first_at: Option<I>,
+    weight: usize,
+    /// An error from the source that follows this batch.
+    error: Option<E>,
+}
+
+struct State<T, I, E> {
+    role: [Role; 2],
+    entry: [Option<Entry<I, E>>; 2],
+    /// Ready buffers, oldest first.
+    queue: [u8; 2],
+    queued: u8,
+    /// The newest ready buffer, while it may still take items.
+    open: Option<u8>,
+    /// An item (or error) pulled from the source that found no room yet; placed before the next pull.
+    spill: Option<Result<T, E>>,
+    closed: bool,
+    flush: bool,
+    producer: Attach,
+    receiver: Attach,
+    producer_waker: WakerRegistration,
+    consumer_waker: WakerRegistration,
+    consumer_waiting_since: Option<I>,
+    producer_waiting_since: Option<I>,
+    stats: Stats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    None,
+    Attached,
+    Gone,
+}
+
+impl<T, I, E> State<T, I, E> {
+    fn push_back(&mut self, i: u8) {
+        self.queue[self.queued as usize] = i;
+        self.queued += 1;
+    }
+    fn push_front(&mut self, i: u8) {
+        self.queue[1] = self.queue[0];
+        self.queue[0] = i;
+        self.queued += 1;
+    }
+    fn pop_front(&mut self) -> Option<u8> {
+        if self.queued == 0 {
+            return None;
+        }
+        let i = self.queue[0];
+        self.queue[0] = self.queue[1];
+        self.queued -= 1;
+        Some(i)
+    }
+    fn free_buffer(&self) -> Option<u8> {
+        self.role.iter().position(|r| *r == Role::Free).map(|i| i as u8)
+    }
+}
+
+/// Control requests for the producer, read once per poll.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Control {
+    pub(crate) closed: bool,
+    pub(crate) flush: bool,
+    pub(crate) receiver_gone: bool,
+}
+
+/// Where the producer's next item goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Appended under the lock to the newest ready batch.
+    Open,
+    /// Into this buffer, now the producer's.
+    Own(u8),
+    /// Nowhere: every buffer is taken. The producer's waker is registered.
+    None,
+}
+
+/// The prefetch slot: two batch buffers of capacity `N`, shared by one producer and one receiver.
+///
+/// - `M`: the [`RawMutex`] guarding the handoff.
+/// - `T`: the item type; `N`: the batch capacity (at least 1, checked at compile time).
+/// - `Tm`: the [`Timer`]; `E`: the source's error type (`Infallible` for plain streams).
+///
+/// Most code never names a slot: [`for_each_batch`](crate::for_each_batch) and the tokio adapter
+/// make their own. Name it to share one between tasks, e.g. in a `static` on embassy:
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+/// use prefetch_batch::{Slot, timer::ManualClock};
+///
+/// static CLOCK: ManualClock = ManualClock::new();
+/// static SLOT: Slot<CriticalSectionRawMutex, u32, 32, &ManualClock> = Slot::new(&CLOCK);
+/// SLOT.flush(); // any task can ask for the current batch now
+/// ```
+///
+/// A capacity of zero does not compile:
+///
+/// ```compile_fail
+/// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+/// use prefetch_batch::{Slot, timer::ManualClock};
+/// static CLOCK: ManualClock = ManualClock::new();
+/// let slot: Slot<NoopRawMutex, u32, 0, &ManualClock> = Slot::new(&CLOCK);
+/// ```
+pub struct Slot<M: RawMutex, T, const N: usize, Tm: Timer, E = Infallible> {
+    bufs: [UnsafeCell<Vec<T, N>>; 2],
+    state: Mutex<M, RefCell<State<T, Tm::Instant, E>>>,
+    timer: Tm,
+}
+
+// SAFETY: the buffers are the only state outside the mutex. Each is touched only by the side whose
+// `Role` says it owns it (`Filling`: the producer, `Lent`: the receiver), or under the mutex
+// (`Ready`, `Free`), and roles change only under the mutex, so no buffer is ever accessed from two
+// threads at once. Items and errors cross threads, hence `T: Send, E: Send`; the mutex must be
+// `Sync` to be locked from several threads.
+unsafe impl<M, T, const N: usize, Tm, E> Sync for Slot<M, T, N, Tm, E>
+where
+    M: RawMutex + Sync,
+    T: Send,
+    Tm: Timer + Sync,
+    Tm::Instant: Send,
+    E: Send,
+{
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, Tm, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.state.lock(|s| {
+            let s = s.borrow();
+            f.debug_struct("Slot")
+                .field("capacity", &N)
+                .field("roles", &s.role)
+                .field("ready", &s.queued)
+                .field("closed", &s.closed)
+                .field("stats", &s.stats)
+                .finish_non_exhaustive()
+        })
+    }
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
+    /// An empty slot with no producer and no receiver attached.
+    pub const fn new(timer: Tm) -> Self {
+        const { assert!(N > 0, "batch capacity N must be at least 1") };
+        Self {
+            bufs: [UnsafeCell::new(Vec::new()), UnsafeCell::new(Vec::new())],
+            state: Mutex::new(RefCell::new(State {
+                role: [Role::Free; 2],
+                entry: [None, None],
+                queue: [0; 2],
+                queued: 0,
+                open: None,
+                spill: None,
+                closed: false,
+                flush: false,
+                producer: Attach::None,
+                receiver: Attach::None,
+                producer_waker: WakerRegistration::new(),
+                consumer_waker: WakerRegistration::new(),
+                consumer_waiting_since: None,
+                producer_waiting_since: None,
+                stats: Stats::new(),
+            })),
+            timer,
+        }
+    }
+
+    /// The slot's timer.
+    pub fn timer(&self) -> &Tm {
+        &self.timer
+    }
+
+    /// Asks the producer to emit the batch it is filling now (reason [`FlushReason::Flush`]), and
+    /// to stop adding to a ready batch. Does nothing if there is nothing to emit.
+    pub fn flush(&self) {
+        self.with(|s| {
+            s.flush = true;
+            s.producer_waker.wake();
+        });
+    }
+
+    /// Stops intake: the producer emits its partial batch at once (reason
+    /// [`FlushReason::Close`]) and finishes; the receiver gets every batch still buffered, then
+    /// the end. Items the producer has not pulled stay in the source.
+    pub fn close(&self) {
+        self.with(|s| {
+            s.closed = true;
+            s.producer_waker.wake();
+        });
+    }
+
+    /// Whether [`Slot::close`] was called (or the receiver is gone).
+    pub fn is_closed(&self) -> bool {
+        self.with(|s| s.closed)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.with(|s| s.stats)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State<T, Tm::Instant, E>) -> R) -> R {
+        self.state.lock(|s| f(&mut s.borrow_mut()))
+    }
+
+    /// # Safety
+    /// The caller must own buffer `i`: the producer while its role is `Filling`, the receiver while
+    /// it is `Lent`, or anyone while holding the lock and the role is `Ready` or `Free`. No other
+    /// reference to that buffer may be alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn buf_mut(&self, i: u8) -> &mut Vec<T, N> {
+        // SAFETY: exclusivity is the caller's contract above.
+        unsafe { &mut *self.bufs[i as usize].get() }
+    }
+
+    // ----- attaching -----
+
+    pub(crate) fn attach_producer(&self) -> Result<(), crate::ConfigError> {
+        self.with(|s| match s.producer {
+            Attach::None => {
+                s.producer = Attach::Attached;
+                Ok(())
+            }
+            _ => Err(crate::ConfigError::SlotInUse),
+        })
+    }
+
+    pub(crate) fn attach_receiver(&self) -> Result<(), crate::ConfigError> {
+        self.with(|s| match s.receiver {
+            Attach::None => {
+                s.receiver = Attach::Attached;
+                Ok(())
+            }
+            _ => Err(crate::ConfigError::SlotInUse),
+        })
+    }
+
+    fn detach_receiver(&self) {
+        self.with(|s| {
+            s.receiver = Attach::Gone;
+            s.closed = true;
+            s.producer_waker.wake();
+        });
+    }
+
+    // ----- producer side -----
+
+    /// Reads and clears the control requests.
+    pub(crate) fn control(&self) -> Control {
+        self.with(|s| Control {
+            closed: s.closed,
+            flush: core::mem::take(&mut s.flush),
+            receiver_gone: s.receiver == Attach::Gone,
+        })
+    }
+
+    /// Finds room for the next item. Registers the producer's waker when there is none, in the
+    /// same critical section, so a buffer handed back afterwards always wakes it.
+    pub(crate) fn room(&self, cx: &mut Context<'_>, limits: &Limits) -> Room {
+        self.with(|s| {
+            if let Some(i) = s.open {
+                // SAFETY: `open` is `Ready`, and we hold the lock.
+                let len = unsafe { self.buf_mut(i) }.len();
+                let weight = s.entry[i as usize].as_ref().map_or(0, |e| e.weight);
+                if !limits.is_full(len, weight) {
+                    return Room::Open;
+                }
+                s.open = None;
+            }
+            self.claim_locked(s, cx)
+        })
+    }
+
+    fn claim_locked(&self, s: &mut State<T, Tm::Instant, E>, cx: &mut Context<'_>) -> Room {
+        match s.free_buffer() {
+            Some(i) => {
+                s.role[i as usize] = Role::Filling;
+                // A new batch starts: the older ready one must not take later items.
+                s.open = None;
+                if let Some(since) = s.producer_waiting_since.take() {
+                    let waited = self.timer.since(self.timer.now(), since);
+                    s.stats.producer_waited += waited;
+                }
+                Room::Own(i)
+            }
+            None => {
+                s.producer_waker.register(cx.waker());
+                if s.producer_waiting_since.is_none() {
+                    s.producer_waiting_since = Some(self.timer.now());
+                }
+                Room::None
+            }
+        }
+    }
+
+    /// Claims a free buffer for the producer.
+    pub(crate) fn claim(&self, cx: &mut Context<'_>) -> Option<u8> {
+        self.with(|s| match self.claim_locked(s, cx) {
+            Room::Own(i) => Some(i),
+            _ => None,
+        })
+    }
+
+    /// Appends `item` (of weight `w`) to the newest ready batch if it is still open and the item
+    /// fits; otherwise closes that batch to further items and hands the item back.
+    pub(crate) fn append_open(&self, item: T, w: usize, limits: &Limits) -> Result<(), T> {
+        self.with(|s| {
+            let Some(i) = s.open else { return Err(item) };
+            // SAFETY: `open` is `Ready`, and we hold the lock.
+            let buf = unsafe { self.buf_mut(i) };
+            let entry = s.entry[i as usize].as_mut().expect("a ready buffer has an entry");
+            if !limits.fits(buf.len(), entry.weight, w) {
+                s.open = None;
+                return Err(item);
+            }
+            buf.push(item)?;
+            entry.weight += w;
+            if limits.is_full(buf.len(), entry.weight) {
+                s.open = None;
+            }
+            Ok(())
+        })
+    }
+
+    /// Attaches a source error to the newest ready batch if it is still open.
+    pub(crate) fn append_error_open(&self, error: E) -> Result<(), E> {
+        self.with(|s| {
+            let Some(i) = s.open.take() else {
+                return Err(error);
+            };
+            s.entry[i as usize].as_mut().expect("a ready buffer has an entry").error = Some(error);
+            Ok(())
+        })
+    }
+
+    /// Stops the newest ready batch from taking more items.
+    pub(crate) fn seal_open(&self) {
+        self.with(|s| s.open = None);
+    }
+
+    /// Publishes the producer's buffer `i` (which may be empty only when `error` is set).
+    pub(crate) fn publish(
+        &self,
+        i: u8,
+        reason: FlushReason,
+        first_at: Option<Tm::Instant>,
+        weight: usize,
+        error: Option<E>,
+        open: bool,
+    ) {
+        self.with(|s| {
+            debug_assert_eq!(s.role[i as usize], Role::Filling);
+            s.role[i as usize] = Role::Ready;
+            s.entry[i as usize] = Some(Entry {
+                reason,
+                first_at,
+                weight,
+                error,
+            });
+            s.push_back(i);
+            s.open = if open { Some(i) } else { None };
+            s.consumer_waker.wake();
+        });
+    }
+
+    /// Returns the producer's empty buffer `i` unused.
+    pub(crate) fn unclaim(&self, i: u8) {
+        self.with(|s| {
+            s.role[i as usize] = Role::Free;
+            s.producer_waker.wake();
+        });
+    }
+
+    /// Parks an item or error that found no room; it is placed before anything else is pulled,
+    /// and handed back by [`Receiver::drain_remainder`](crate::Receiver::drain_remainder) if it
+    /// never is.
+    pub(crate) fn put_spill(&self, x: Result<T, E>) {
+        self.with(|s| s.spill = Some(x));
+    }
+
+    pub(crate) fn take_spill(&self) -> Option<Result<T, E>> {
+        self.with(|s| s.spill.take())
+    }
+
+    /// The producer is done: no batch will follow those already published.
+    pub(crate) fn producer_done(&self) {
+        self.with(|s| {
+            s.producer = Attach::Gone;
+            s.open = None;
+            s.consumer_waker.wake();
+        });
+    }
+
+    // ----- receiver side -----
+
+    /// Takes the oldest ready batch, lending its buffer to the caller.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Taken<Tm::Instant>, E>>> {
+        self.with(|s| {
+            let Some(i) = s.pop_front() else {
+                if s.producer != Attach::Attached && s.spill.is_none() {
+                    return Poll::Ready(None);
+                }
+                s.consumer_waker.register(cx.waker());
+                if s.consumer_waiting_since.is_none() {
+                    s.consumer_waiting_since = Some(self.timer.now());
+                }
+                return Poll::Pending;
+            };
+            let now = self.timer.now();
+            if let Some(since) = s.consumer_waiting_since.take() {
+                s.stats.consumer_waited += self.timer.since(now, since);
+            }
+            if s.open == Some(i) {
+                s.open = None;
+            }
+            let entry = s.entry[i as usize].as_mut().expect("a ready buffer has an entry");
+            // SAFETY: buffer `i` was `Ready`, and we hold the lock.
+            let len = unsafe { self.buf_mut(i) }.len();
+            if len == 0 {
+                // An error with no batch before it.
+                let error = entry.error.take().expect("only an error entry is empty");
+                s.entry[i as usize] = None;
+                s.role[i as usize] = Role::Free;
+                s.stats.errors += 1;
+                s.producer_waker.wake();
+                return Poll::Ready(Some(Err(error)));
+            }
+            s.role[i as usize] = Role::Lent;
+            let age = entry
+                .first_at
+                .map_or(core::time::Duration::ZERO, |t| self.timer.since(now, t));
+            let info = BatchInfo {
+                reason: entry.reason,
+                first_at: entry.first_at.unwrap_or(now),
+                age,
+            };
+            s.stats.batches[info.reason.index()] += 1;
+            s.stats.items += len as u64;
+            s.stats.max_age = s.stats.max_age.max(age);
+            Poll::Ready(Some(Ok(Taken { index: i, info })))
+        })
+    }
+
+    /// Hands a lent buffer back. The caller has already emptied it (outside the lock, so item
+    /// destructors never run inside a critical section).
+    pub(crate) fn release(&self, i: u8) {
+        self.with(|s| {
+            debug_assert_eq!(s.role[i as usize], Role::Lent);
+            let error = s.entry[i as usize].take().and_then(|e| e.error);
+            if let Some(error) = error {
+                // The error follows the batch just handed back: it is next in line.
+                s.entry[i as usize] = Some(Entry {
+                    reason: FlushReason::Error,
+                    first_at: None,
+                    weight: 0,
+                    error: Some(error),
+                });
+                s.role[i as usize] = Role::Ready;
+                s.push_front(i);
+                s.consumer_waker.wake();
+            } else {
+                s.role[i as usize] = Role::Free;
+            }
+            s.producer_waker.wake();
+        });
+    }
+
+    /// Closes the slot and moves every ready item, and a parked one, into a [`Remainder`], oldest
+    /// first. Errors still queued are dropped.
+    pub(crate) fn drain(&self) -> Remainder<T, N> {
+        let mut out = Remainder {
+            parts: [Vec::new(), Vec::new()],
+            spill: None,
+            part: 0,
+        };
+        self.with(|s| {
+            s.closed = true;
+            s.open = None;
+            s.producer_waker.wake();
+            let mut k = 0;
+            while let Some(i) = s.pop_front() {
+                // SAFETY: buffer `i` was `Ready`, and we hold the lock.
+                out.parts[k] = core::mem::take(unsafe { self.buf_mut(i) });
+                // Stored reversed so the iterator pops from the back in O(1).
+                out.parts[k].reverse();
+                s.entry[i as usize] = None;
+                s.role[i as usize] = Role::Free;
+                k += 1;
+            }
+            out.spill = match s.spill.take() {
+                Some(Ok(item)) => Some(item),
+                _ => None,
+            };
+        });
+        out
+    }
+}
+
+/// A batch just taken: which buffer, and what it says about itself.
+pub(crate) struct Taken<I> {
+    pub(crate) index: u8,
+    pub(crate) info: BatchInfo<I>,
+}
+
+/// What a guard or a receiver does to its slot without naming the slot's type parameters.
+/// Public only so it can appear in bounds; it cannot be named outside this crate.
+pub trait Release {
+    /// Hands lent buffer `i` back.
+    fn release(&self, i: u8);
+    /// The receiver is gone.
+    fn detach(&self);
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Release for Slot<M, T, N, Tm, E> {
+    fn release(&self, i: u8) {
+        Slot::release(self, i);
+    }
+    fn detach(&self) {
+        self.detach_receiver();
+    }
+}
+
+/// Every item a slot still held when it was drained, oldest first.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+/// use prefetch_batch::{Config, Slot, timer::ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&clock);
+/// let (producer, mut rx) = slot.split(futures_lite_iter([1, 2, 3]), Config::new()).unwrap();
+/// drop(producer); // never ran: nothing was pulled
+/// assert_eq!(rx.drain_remainder().count(), 0);
+/// # fn futures_lite_iter<const K: usize>(a: [u32; K]) -> impl futures_core::Stream<Item = u32> {
+/// #     struct It<I>(I);
+/// #     impl<I: Iterator + Unpin> futures_core::Stream for It<I> {
+/// #         type Item = I::Item;
+/// #         fn poll_next(mut self: core::pin::Pin<&mut Self>, _: &mut core::task::Context<'_>)
+/// #             -> core::task::Poll<Option<I::Item>> { core::task::Poll::Ready(self.0.next()) }
+/// #     }
+/// #     It(a.into_iter())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Remainder<T, const N: usize> {
+    parts: [Vec<T, N>; 2],
+    spill: Option<T>,
+    part: usize,
+}
+
+impl<T, const N: usize> Remainder<T, N> {
+    /// How many items are left.
+    pub fn len(&self) -> usize {
+        self.parts.iter().skip(self.part).map(|p| p.len()).sum::<usize>() + usize::from(self.spill.is_some())
+    }
+
+    /// Whether no item is left.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T, const N: usize> Iterator for Remainder<T, N> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        while self.part < 2 {
+            if let Some(item) = self.parts[self.part].pop() {
+                return Some(item);
+            }
+            self.part += 1;
+        }
+        self.spill.take()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.len();
+        (n, Some(n))
+    }
+}
+
+impl<T, const N: usize> ExactSizeIterator for Remainder<T, N> {}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
+    /// Attaches a producer over `source` and a receiver to this slot.
+    ///
+    /// Run the producer's [`run`](crate::Producer::run) future somewhere (beside the consumer with
+    /// [`join`](crate::executor::join), or in another task) and take batches from the receiver.
+    pub fn split<S, W>(
+        &self,
+        source: S,
+        config: crate::Config<W>,
+    ) -> Result<
+        (
+            crate::Producer<&Self, S, W, crate::source::Plain>,
+            crate::Receiver<&Self>,
+        ),
+        crate::ConfigError,
+    >
+    where
+        S: futures_core::Stream<Item = T>,
+        W: crate::config::Weigher<T>,
+    {
+        Ok((crate::Producer::new(self, source, config)?, crate::Receiver::new(self)?))
+    }
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
+    /// [`split`](Slot::split) for a source of `Result<T, E>`.
+    pub fn try_split<S, W>(
+        &self,
+        source: S,
+        config: crate::Config<W>,
+    ) -> Result<
+        (
+            crate::Producer<&Self, S, W, crate::source::Fallible>,
+            crate::Receiver<&Self>,
+        ),
+        crate::ConfigError,
+    >
+    where
+        S: futures_core::Stream<Item = Result<T, E>>,
+        W: crate::config::Weigher<T>,
+    {
+        Ok((crate::Producer::new(self, source, config)?, crate::Receiver::new(self)?))
+    }
+}

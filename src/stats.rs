@@ -1,0 +1,56 @@
+//! [`Stats`]: counters that show where time goes between the producer and the caller.
+
+use core::time::Duration;
+
+use crate::FlushReason;
+
+/// Counters kept by a [`Slot`](crate::Slot), read with [`Slot::stats`](crate::Slot::stats).
+///
+/// `consumer_waited` large and `producer_waited` small: the source is the bottleneck (batches are
+/// not ready when asked for). The reverse: the caller is, and prefetch is hiding the source's
+/// latency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Stats {
+    /// Batches emitted, per [`FlushReason`] (index with [`Stats::batches_for`]).
+    pub batches: [u64; 7],
+    /// Items emitted in batches.
+    pub items: u64,
+    /// Errors from the source, delivered after their batch.
+    pub errors: u64,
+    /// The largest age of a batch's oldest item when the batch was handed to the caller.
+    pub max_age: Duration,
+    /// Total time the caller waited in `next()` for a batch.
+    pub consumer_waited: Duration,
+    /// Total time the producer waited for the caller to hand a buffer back.
+    pub producer_waited: Duration,
+}
+
+impl Stats {
+    /// Batches emitted for `reason`.
+    ///
+    /// ```
+    /// use prefetch_batch::{FlushReason, Stats};
+    /// assert_eq!(Stats::default().batches_for(FlushReason::Deadline), 0);
+    /// ```
+    pub const fn batches_for(&self, reason: FlushReason) -> u64 {
+        self.batches[reason.index()]
+    }
+
+    /// All batches emitted.
+    pub fn total_batches(&self) -> u64 {
+        self.batches.iter().sum()
+    }
+
+    pub(crate) const fn new() -> Self {
+        Self {
+            batches: [0; 7],
+            items: 0,
+            errors: 0,
+            max_age: Duration::ZERO,
+            consumer_waited: Duration::ZERO,
+            producer_waited: Duration::ZERO,
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! [`ManualClock`]: virtual time for deterministic tests on any executor.
+//!
+//! Time only moves when you call [`ManualClock::advance`] (or [`ManualClock::advance_to_next`]),
+//! so a test that batches with it never depends on how fast the machine is. It needs no heap and
+//! can live in a `static`. Pick it to test batching logic without a runtime; pick tokio's paused
+//! time or embassy's mock driver to test the runtime adapters themselves.
+
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+
+use super::Timer;
+
+/// How many sleepers one clock tracks at once; a sleeper beyond that is woken at once and polls
+/// again (spurious wake-ups are harmless, a lost one would hang).
+const SLEEPERS: usize = 8;
+
+struct Inner {
+    now: Duration,
+    sleepers: [Option<(Duration, Waker)>; SLEEPERS],
+}
+
+/// A virtual clock, in nanoseconds since it was created, advanced only by hand.
+///
+/// `&ManualClock` implements [`Timer`].
+///
+/// ```
+/// use core::time::Duration;
+/// use prefetch_batch::timer::ManualClock;
+///
+/// static CLOCK: ManualClock = ManualClock::new();
+/// CLOCK.advance(Duration::from_millis(3));
+/// assert_eq!(CLOCK.elapsed(), Duration::from_millis(3));
+/// ```
+pub struct ManualClock {
+    inner: Mutex<CriticalSectionRawMutex, RefCell<Inner>>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ManualClock").field("now", &self.elapsed()).finish()
+    }
+}
+
+impl ManualClock {
+    /// A clock at time zero with no sleepers.
+    pub const fn new() -> Self {
+        const NONE: Option<(Duration, Waker)> = None;
+        Self {
+            inner: Mutex::new(RefCell::new(Inner {
+                now: Duration::ZERO,
+                sleepers: [NONE; SLEEPERS],
+            })),
+        }
+    }
+
+    /// Time since the clock was created.
+    pub fn elapsed(&self) -> Duration {
+        self.inner.lock(|i| i.borrow().now)
+    }
+
+    /// Moves time forward by `d` and wakes every sleeper whose instant has come.
+    pub fn advance(&self, d: Duration) {
+        let to = self.elapsed().saturating_add(d);
+        self.advance_to(to);
+    }
+
+    /// Moves time forward to the earliest pending sleep, if any; returns whether there was one.
+    ///
+    /// A test executor calls this when every task is idle: it is what "auto-advance" means for
+    /// tokio's paused clock.
+    pub fn advance_to_next(&self) -> bool {
+        let next = self
+            .inner
+            .lock(|i| i.borrow().sleepers.iter().flatten().map(|(at, _)| *at).min());
+        match next {
+            Some(at) => {
+                self.advance_to(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The instant of the earliest pending sleep.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.inner
+            .lock(|i| i.borrow().sleepers.iter().flatten().map(|(at, _)| *at).min())
+    }
+
+    fn advance_to(&self, to: Duration) {
+        // Collect the due wakers under the lock, wake them outside it: a waker may poll this clock.
+        let mut due: [Option<Waker>; SLEEPERS] = Default::default();
+        self.inner.lock(|i| {
+            let mut i = i.borrow_mut();
+            if to > i.now {
+                i.now = to;
+            }
+            let now = i.now;
+            for (slot, out) in i.sleepers.iter_mut().zip(due.iter_mut()) {
+                if slot.as_ref().is_some_and(|(at, _)| *at <= now) {
+                    *out = slot.take().map(|(_, w)| w);
+                }
+            }
+        });
+        due.into_iter().flatten().for_each(Waker::wake);
+    }
+
+    fn poll_sleep(&self, at: Duration, cx: &mut Context<'_>) -> Poll<()> {
+        let evicted = self.inner.lock(|i| {
+            let mut i = i.borrow_mut();
+            if i.now >= at {
+                return Ok(None);
+            }
+            // Re-use this waker's entry if it has one, else a free one, else evict the latest.
+            let sleepers = &mut i.sleepers;
+            if let Some(s) = sleepers.iter_mut().flatten().find(|(_, w)| w.will_wake(cx.waker())) {
+                s.0 = s.0.min(at);
+                return Err(());
+            }
+            if let Some(free) = sleepers.iter_mut().find(|s| s.is_none()) {
+                *free = Some((at, cx.waker().clone()));
+                return Err(());
+            }
+            let latest = sleepers
+                .iter_mut()
+                .max_by_key(|s| s.as_ref().map(|(at, _)| *at))
+                .expect("SLEEPERS > 0");
+            Ok(latest.replace((at, cx.waker().clone())).map(|(_, w)| w))
+        });
+        match evicted {
+            Ok(None) => Poll::Ready(()),
+            Ok(Some(w)) => {
+                w.wake();
+                Poll::Pending
+            }
+            Err(()) => Poll::Pending,
+        }
+    }
+}
+
+/// The sleep future of [`ManualClock`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct ManualSleep<'a> {
+    clock: &'a ManualClock,
+    at: Duration,
+}
+
+impl Future for ManualSleep<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.clock.poll_sleep(self.at, cx)
+    }
+}
+
+impl<'a> Timer for &'a ManualClock {
+    type Instant = Duration;
+    type Sleep = ManualSleep<'a>;
+    const MAX_DURATION: Duration = Duration::from_secs(u64::MAX / 4);
+
+    fn now(&self) -> Duration {
+        self.elapsed()
+    }
+    fn add(&self, at: Duration, d: Duration) -> Option<Duration> {
+        at.checked_add(d)
+    }
+    fn since(&self, later: Duration, earlier: Duration) -> Duration {
+        later.saturating_sub(earlier)
+    }
+    fn sleep_until(&self, at: Duration) -> ManualSleep<'a> {
+        ManualSleep { clock: self, at }
+    }
+}
+
+impl ManualClock {
+    /// Runs `fut` to completion on this thread in virtual time: whenever `fut` waits and nothing
+    /// woke it, the clock jumps to the earliest pending sleep (tokio's auto-advance, for any
+    /// future). No heap, no threads.
+    ///
+    /// # Panics
+    /// If `fut` waits with no pending sleep and nothing that could wake it: a deadlock in the
+    /// code under test.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use prefetch_batch::timer::{ManualClock, Timer};
+    /// let clock = ManualClock::new();
+    /// let t = &clock;
+    /// clock.block_on(async { t.sleep_until(Duration::from_secs(60)).await });
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(60));
+    /// ```
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        use core::task::{RawWaker, RawWakerVTable};
+
+        fn clone(p: *const ()) -> RawWaker {
+            RawWaker::new(p, &VTABLE)
+        }
+        fn wake(p: *const ()) {
+            // SAFETY: `p` points to the `woken` flag below, which outlives every poll; a waker
+            // that escapes `block_on` and is woken later would be a bug in the code under test,
+            // which this test executor does not guard against.
+            unsafe { &*(p as *const AtomicBool) }.store(true, Ordering::Release);
+        }
+        fn drop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+
+        let woken = AtomicBool::new(true);
+        // SAFETY: the vtable functions uphold the `RawWaker` contract: clone copies the pointer,
+        // wake only stores to the flag, drop does nothing.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(&woken as *const AtomicBool as *const (), &VTABLE)) };
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = core::pin::pin!(fut);
+        loop {
+            woken.store(false, Ordering::Release);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            if !woken.load(Ordering::Acquire) && !self.advance_to_next() {
+                panic!("ManualClock::block_on: the future waits, nothing can wake it, and no sleep is pending");
+            }
+        }
+    }
+}
