@@ -166,7 +166,7 @@ where
         if self.done {
             return Poll::Ready(());
         }
-        let control = self.slot.control();
+        let control = self.slot.control(cx);
         if control.receiver_gone {
             return self.finish(FlushReason::Close);
         }

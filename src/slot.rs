@@ -290,12 +290,16 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     // ----- producer side -----
 
-    /// Reads and clears the control requests.
-    pub(crate) fn control(&self) -> Control {
-        self.with(|s| Control {
+    /// Reads and clears the control requests, and registers the producer's waker so a later
+    /// flush, close or hand-back reaches it wherever it is waiting (source, timer or buffer).
+    pub(crate) fn control(&self, cx: &mut Context<'_>) -> Control {
+        self.with(|s| {
+            s.producer_waker.register(cx.waker());
+            Control {
             closed: s.closed,
             flush: core::mem::take(&mut s.flush),
             receiver_gone: s.receiver == Attach::Gone,
+        }
         })
     }
 
