@@ -1,5 +1,35 @@
 #![no_std]
-#![doc = include_str!("../README.md")]
+//! Fixed-capacity stream batching with background prefetch, for embassy and tokio.
+//!
+//! A [`Slot`] holds two `heapless::Vec<T, N>` buffers. A [`Producer`] pulls items from any
+//! `futures_core::Stream`, fills one buffer and emits it when it is full, when its oldest item has
+//! waited `max_wait`, when the source goes quiet, on a flush, or at the end ([`FlushReason`]). A
+//! [`Receiver`] takes ready batches: zero-copy through a [`BatchGuard`], or moved out as a
+//! `Stream`. While the caller holds batch N, the producer fills batch N+1; when both buffers are
+//! taken it stops pulling from the source. The core is `#![no_std]` and never allocates.
+//!
+//! The timer ([`timer`]) and the place the producer runs ([`executor`]) are seams: the same engine
+//! runs on embassy (`EmbassyTimer`, a `static` slot), on tokio (`TokioTimer`,
+//! `PrefetchExt::prefetch_batches`), or in one task on any executor ([`for_each_batch`]).
+//!
+//! ```
+//! use core::time::Duration;
+//! use prefetch_batch::{Config, FlushReason, for_each_batch, testing, timer::ManualClock};
+//!
+//! static CLOCK: ManualClock = ManualClock::new(); // virtual time; real code uses TokioTimer or EmbassyTimer
+//! let clock = &CLOCK;
+//! let mut sizes = Vec::new();
+//! let stats = clock.block_on(for_each_batch::<_, _, _, 4, _>(
+//!     testing::iter(0..10u32),
+//!     Config::new().max_wait(Duration::from_millis(5)),
+//!     clock,
+//!     async |batch| sizes.push((batch.len(), batch.info().reason)),
+//! )).unwrap();
+//! assert_eq!(sizes, [(4, FlushReason::Full), (4, FlushReason::Full), (2, FlushReason::End)]);
+//! assert_eq!(stats.items, 10);
+//! ```
+//!
+//! See the README for the exact emission rules, the guarantees and the tests behind them.
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

@@ -317,14 +317,13 @@ where
             self.publish_own(reason);
             return Poll::Ready(());
         }
-        match sleep.as_mut().as_pin_mut() {
-            Some(s) if self.armed == Some(at) => {
-                let _ = s;
+        if self.armed != Some(at) {
+            match sleep.as_mut().as_pin_mut() {
+                Some(s) => timer.reset(s, at),
+                None => sleep.set(Some(timer.sleep_until(at))),
             }
-            Some(s) => timer.reset(s, at),
-            None => sleep.set(Some(timer.sleep_until(at))),
+            self.armed = Some(at);
         }
-        self.armed = Some(at);
         let fired = sleep.as_pin_mut().is_some_and(|s| s.poll(cx).is_ready());
         if fired {
             // Re-checked against the current batch on the next pass: a sleep armed for an older

@@ -99,6 +99,7 @@ where
         }))
     }
 
+    #[allow(clippy::type_complexity)]
     fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(u8, BatchInfo<Tm::Instant>), E>>> {
         if self.terminated {
             return Poll::Ready(None);
@@ -114,6 +115,7 @@ where
     }
 
     /// Polls for the next batch, moved out of its buffer (the buffer goes straight back).
+    #[allow(clippy::type_complexity)]
     pub fn poll_next_owned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Batch<T, N, Tm::Instant>, E>>> {
         self.poll_taken(cx).map(|o| {
             o.map(|r| {
@@ -181,8 +183,9 @@ where
     /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
     /// use prefetch_batch::{Config, FlushReason, Slot, timer::ManualClock};
     ///
-    /// let clock = ManualClock::new();
-    /// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&clock);
+    /// static CLOCK: ManualClock = ManualClock::new();
+    /// let clock = &CLOCK;
+    /// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(clock);
     /// let source = prefetch_batch::testing::iter(0..6);
     /// let (producer, mut rx) = slot.split(source, Config::new()).unwrap();
     /// clock.block_on(async {

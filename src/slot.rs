@@ -296,10 +296,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             s.producer_waker.register(cx.waker());
             Control {
-            closed: s.closed,
-            flush: core::mem::take(&mut s.flush),
-            receiver_gone: s.receiver == Attach::Gone,
-        }
+                closed: s.closed,
+                flush: core::mem::take(&mut s.flush),
+                receiver_gone: s.receiver == Attach::Gone,
+            }
         })
     }
 
@@ -446,9 +446,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Taken<Tm::Instant>, E>>> {
         self.with(|s| {
             let Some(i) = s.pop_front() else {
-                if s.producer != Attach::Attached && s.spill.is_none() {
-                    return Poll::Ready(None);
+                if s.producer == Attach::Gone {
+                    return Poll::Ready(self.take_parked(s));
                 }
+                // No producer yet, or one still running: wait for it.
                 s.consumer_waker.register(cx.waker());
                 if s.consumer_waiting_since.is_none() {
                     s.consumer_waiting_since = Some(self.timer.now());
@@ -488,6 +489,36 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             s.stats.max_age = s.stats.max_age.max(age);
             Poll::Ready(Some(Ok(Taken { index: i, info })))
         })
+    }
+
+    /// After the producer is gone, delivers the item (or error) it had pulled but found no room
+    /// for: nothing it took from the source is lost, even if it was dropped mid-way.
+    fn take_parked(&self, s: &mut State<T, Tm::Instant, E>) -> Option<Result<Taken<Tm::Instant>, E>> {
+        match s.spill.take()? {
+            Err(error) => {
+                s.stats.errors += 1;
+                Some(Err(error))
+            }
+            Ok(item) => {
+                // The queue is empty and nothing is lent while the receiver asks, so a buffer is free.
+                let Some(i) = s.free_buffer() else {
+                    s.spill = Some(Ok(item));
+                    return None;
+                };
+                // SAFETY: buffer `i` is `Free`, and we hold the lock.
+                let _ = unsafe { self.buf_mut(i) }.push(item);
+                s.role[i as usize] = Role::Lent;
+                let now = self.timer.now();
+                s.stats.batches[FlushReason::Close.index()] += 1;
+                s.stats.items += 1;
+                let info = BatchInfo {
+                    reason: FlushReason::Close,
+                    first_at: now,
+                    age: core::time::Duration::ZERO,
+                };
+                Some(Ok(Taken { index: i, info }))
+            }
+        }
     }
 
     /// Hands a lent buffer back. The caller has already emptied it (outside the lock, so item
@@ -637,13 +668,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
         &self,
         source: S,
         config: crate::Config<W>,
-    ) -> Result<
-        (
-            crate::Producer<&Self, S, W, crate::source::Plain>,
-            crate::Receiver<&Self>,
-        ),
-        crate::ConfigError,
-    >
+    ) -> Result<Halves<'_, Self, S, W, crate::source::Plain>, crate::ConfigError>
     where
         S: futures_core::Stream<Item = T>,
         W: crate::config::Weigher<T>,
@@ -658,13 +683,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         &self,
         source: S,
         config: crate::Config<W>,
-    ) -> Result<
-        (
-            crate::Producer<&Self, S, W, crate::source::Fallible>,
-            crate::Receiver<&Self>,
-        ),
-        crate::ConfigError,
-    >
+    ) -> Result<Halves<'_, Self, S, W, crate::source::Fallible>, crate::ConfigError>
     where
         S: futures_core::Stream<Item = Result<T, E>>,
         W: crate::config::Weigher<T>,
@@ -672,3 +691,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         Ok((crate::Producer::new(self, source, config)?, crate::Receiver::new(self)?))
     }
 }
+
+/// What [`Slot::split`] returns: the producer and the receiver of one slot.
+pub type Halves<'a, Sl, S, W, K> = (crate::Producer<&'a Sl, S, W, K>, crate::Receiver<&'a Sl>);

@@ -2,14 +2,13 @@
 mod common;
 
 use common::scenarios;
-use prefetch_batch::timer::ManualClock;
 
 macro_rules! on_manual_clock {
     ($($name:ident),* $(,)?) => {$(
         #[test]
         fn $name() {
-            let clock = ManualClock::new();
-            clock.block_on(scenarios::$name(&clock));
+            let clock = common::clock();
+            clock.block_on(scenarios::$name(clock));
         }
     )*};
 }

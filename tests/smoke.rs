@@ -3,14 +3,15 @@ use prefetch_batch::{Config, FlushReason, for_each_batch, testing, timer::Manual
 
 #[test]
 fn batches_everything_in_order() {
-    let clock = ManualClock::new();
+    static CLOCK: ManualClock = ManualClock::new();
+    let clock = &CLOCK;
     let mut seen = Vec::new();
     let mut reasons = Vec::new();
     let stats = clock
         .block_on(for_each_batch::<_, _, _, 8, _>(
             testing::iter(0..20u32),
             Config::new().max_wait(Duration::from_millis(5)),
-            &clock,
+            clock,
             async |batch| {
                 seen.extend_from_slice(&batch);
                 reasons.push(batch.info().reason);

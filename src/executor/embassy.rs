@@ -1,7 +1,7 @@
 //! Running the producer as an embassy task.
 //!
 //! Embassy tasks cannot be generic, so the pattern is: put the [`Slot`](crate::Slot) in a
-//! `static`, name the concrete producer type once with [`StaticProducer`], and declare a task
+//! `static`, name the concrete producer type once with [`StaticProducer`](crate::StaticProducer), and declare a task
 //! that runs it. The consumer takes batches in another task through the same `static`.
 //!
 //! ```ignore

@@ -49,12 +49,13 @@ pub async fn join<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
 /// use core::time::Duration;
 /// use prefetch_batch::{Config, for_each_batch, timer::ManualClock};
 ///
-/// let clock = ManualClock::new();
+/// static CLOCK: ManualClock = ManualClock::new();
+/// let clock = &CLOCK;
 /// let mut seen = Vec::new();
 /// let stats = clock.block_on(for_each_batch::<_, _, _, 8, _>(
 ///     prefetch_batch::testing::iter(0..20u32),
 ///     Config::new().max_wait(Duration::from_millis(5)),
-///     &clock,
+///     clock,
 ///     async |batch| seen.extend_from_slice(&batch),
 /// )).unwrap();
 /// assert_eq!(seen, (0..20).collect::<Vec<_>>());

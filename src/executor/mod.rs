@@ -7,9 +7,9 @@
 //!   and embassy included; the producer fills the next batch whenever the handler awaits.
 //! - **spawned on tokio** (feature `tokio`): [`PrefetchExt::prefetch_batches`] returns a `Stream`
 //!   of batches; the producer runs as its own task, so it fills while the caller computes too.
-//! - **as an embassy task**: embassy tasks cannot be generic, so
-//!   [`embassy_producer_task!`](crate::embassy_producer_task) declares one for your concrete
-//!   slot and source types; the slot lives in a `static`.
+//! - **as an embassy task**: embassy tasks cannot be generic, so the slot lives in a `static` and
+//!   [`StaticProducer`](crate::StaticProducer) names the concrete producer type for a one-line
+//!   `#[embassy_executor::task]`; see [`embassy`] for the pattern.
 
 mod in_task;
 pub use in_task::{for_each_batch, join, try_for_each_batch};
@@ -19,4 +19,4 @@ mod tokio;
 #[cfg(feature = "tokio")]
 pub use self::tokio::{Handle, PrefetchExt, PrefetchStream, TryPrefetchStream};
 
-mod embassy;
+pub mod embassy;

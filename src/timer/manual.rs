@@ -8,6 +8,7 @@
 use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -39,6 +40,8 @@ struct Inner {
 /// ```
 pub struct ManualClock {
     inner: Mutex<CriticalSectionRawMutex, RefCell<Inner>>,
+    /// Set by the wakers [`ManualClock::block_on`] hands out.
+    woken: AtomicBool,
 }
 
 impl Default for ManualClock {
@@ -62,6 +65,7 @@ impl ManualClock {
                 now: Duration::ZERO,
                 sleepers: [NONE; SLEEPERS],
             })),
+            woken: AtomicBool::new(false),
         }
     }
 
@@ -187,7 +191,10 @@ impl<'a> Timer for &'a ManualClock {
 impl ManualClock {
     /// Runs `fut` to completion on this thread in virtual time: whenever `fut` waits and nothing
     /// woke it, the clock jumps to the earliest pending sleep (tokio's auto-advance, for any
-    /// future). No heap, no threads.
+    /// future). No heap, no threads. Run one `block_on` per clock at a time.
+    ///
+    /// The clock is `'static` because the wakers handed to `fut` point at it, and they may be
+    /// kept (in a slot, a channel) after `block_on` returns.
     ///
     /// # Panics
     /// If `fut` waits with no pending sleep and nothing that could wake it: a deadlock in the
@@ -196,39 +203,38 @@ impl ManualClock {
     /// ```
     /// use core::time::Duration;
     /// use prefetch_batch::timer::{ManualClock, Timer};
-    /// let clock = ManualClock::new();
-    /// let t = &clock;
-    /// clock.block_on(async { t.sleep_until(Duration::from_secs(60)).await });
-    /// assert_eq!(clock.elapsed(), Duration::from_secs(60));
+    /// static CLOCK: ManualClock = ManualClock::new();
+    /// let t = &CLOCK;
+    /// CLOCK.block_on(async { t.sleep_until(Duration::from_secs(60)).await });
+    /// assert_eq!(CLOCK.elapsed(), Duration::from_secs(60));
     /// ```
-    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        use core::sync::atomic::{AtomicBool, Ordering};
+    pub fn block_on<F: Future>(&'static self, fut: F) -> F::Output {
         use core::task::{RawWaker, RawWakerVTable};
 
         fn clone(p: *const ()) -> RawWaker {
             RawWaker::new(p, &VTABLE)
         }
         fn wake(p: *const ()) {
-            // SAFETY: `p` points to the `woken` flag below, which outlives every poll; a waker
-            // that escapes `block_on` and is woken later would be a bug in the code under test,
-            // which this test executor does not guard against.
-            unsafe { &*(p as *const AtomicBool) }.store(true, Ordering::Release);
+            // SAFETY: `p` was made from a `&'static ManualClock` below, so it is valid forever.
+            unsafe { &*(p as *const ManualClock) }
+                .woken
+                .store(true, Ordering::Release);
         }
         fn drop(_: *const ()) {}
         static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
 
-        let woken = AtomicBool::new(true);
-        // SAFETY: the vtable functions uphold the `RawWaker` contract: clone copies the pointer,
-        // wake only stores to the flag, drop does nothing.
-        let waker = unsafe { Waker::from_raw(RawWaker::new(&woken as *const AtomicBool as *const (), &VTABLE)) };
+        // SAFETY: the vtable upholds the `RawWaker` contract (clone copies the pointer, wake only
+        // stores to an atomic, drop does nothing), and the pointer is to a `'static` clock.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(self as *const ManualClock as *const (), &VTABLE)) };
         let mut cx = Context::from_waker(&waker);
         let mut fut = core::pin::pin!(fut);
+        self.woken.store(true, Ordering::Release);
         loop {
-            woken.store(false, Ordering::Release);
+            self.woken.store(false, Ordering::Release);
             if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                 return out;
             }
-            if !woken.load(Ordering::Acquire) && !self.advance_to_next() {
+            if !self.woken.load(Ordering::Acquire) && !self.advance_to_next() {
                 panic!("ManualClock::block_on: the future waits, nothing can wake it, and no sleep is pending");
             }
         }

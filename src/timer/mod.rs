@@ -4,9 +4,9 @@
 //! item of a batch) and a future that completes at an instant (to emit a batch when its deadline
 //! passes). [`Timer`] is that seam. Pick the implementation that matches your runtime:
 //!
-//! - [`TokioTimer`](crate::timer::TokioTimer) (feature `tokio`): tokio's own clock, so
+//! - [`TokioTimer`] (feature `tokio`): tokio's own clock, so
 //!   `tokio::time::pause()` and `#[tokio::test(start_paused = true)]` drive it.
-//! - [`EmbassyTimer`](crate::timer::EmbassyTimer) (feature `embassy`): `embassy-time`. The
+//! - [`EmbassyTimer`] (feature `embassy`): `embassy-time`. The
 //!   application chooses the time driver and timer queue; this crate enables neither.
 //! - [`ManualClock`]: virtual time you advance by hand, for deterministic tests on any executor.
 //!

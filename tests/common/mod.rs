@@ -18,6 +18,11 @@ use prefetch_batch::{Config, FlushReason, Slot, Weigher};
 
 pub const MS: Duration = Duration::from_millis(1);
 
+/// A fresh virtual clock for one test (leaked: `block_on` needs a `'static` clock).
+pub fn clock() -> &'static prefetch_batch::timer::ManualClock {
+    Box::leak(Box::new(prefetch_batch::timer::ManualClock::new()))
+}
+
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -43,7 +48,13 @@ pub struct Scripted<Tm: Timer, T> {
 impl<Tm: Timer, T> Scripted<Tm, T> {
     pub fn new(timer: Tm, events: Vec<Event<T>>) -> Self {
         let start = timer.now();
-        Self { timer, start, events: events.into(), sleep: None, polls: Arc::default() }
+        Self {
+            timer,
+            start,
+            events: events.into(),
+            sleep: None,
+            polls: Arc::default(),
+        }
     }
 
     pub fn items(timer: Tm, items: impl IntoIterator<Item = (u64, T)>) -> Self {
@@ -88,7 +99,9 @@ pub struct Values<S>(pub S);
 impl<S: Stream<Item = Result<T, &'static str>> + Unpin, T> Stream for Values<S> {
     type Item = T;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        Pin::new(&mut self.0).poll_next(cx).map(|o| o.map(|r| r.expect("plain source")))
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|o| o.map(|r| r.expect("plain source")))
     }
 }
 
@@ -101,7 +114,13 @@ pub struct Counter {
 impl Counter {
     pub fn new() -> (Self, Arc<AtomicUsize>) {
         let polls = Arc::new(AtomicUsize::new(0));
-        (Self { next: 0, polls: polls.clone() }, polls)
+        (
+            Self {
+                next: 0,
+                polls: polls.clone(),
+            },
+            polls,
+        )
     }
 }
 
@@ -202,3 +221,43 @@ where
 pub fn shape<T: Clone>(seen: &[Seen<T>]) -> Vec<(Vec<T>, Option<FlushReason>)> {
     seen.iter().map(|s| (s.items.clone(), s.reason)).collect()
 }
+
+#[cfg(feature = "embassy")]
+mod mock {
+    use core::future::Future;
+    use core::pin::pin;
+    use core::task::{Context, Poll, Waker};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::Wake;
+
+    use embassy_time::{Duration, MockDriver};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `fut`; whenever it is idle, moves the mock clock forward by one millisecond.
+    pub fn block_on_mock<F: Future>(fut: F) -> F::Output {
+        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        for _ in 0..10_000_000 {
+            flag.0.store(false, Ordering::SeqCst);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            if !flag.0.load(Ordering::SeqCst) {
+                MockDriver::get().advance(Duration::from_millis(1));
+            }
+        }
+        panic!("scenario did not finish within 10^7 virtual milliseconds");
+    }
+}
+#[cfg(feature = "embassy")]
+#[allow(unused_imports)]
+pub use mock::block_on_mock;

@@ -12,15 +12,24 @@ fn items(ts: &[u64]) -> Vec<Event<u32>> {
 pub async fn full_then_end<Tm: Timer>(t: Tm) {
     let ev = (0..6).map(|i| Event::Item(ms(0), i)).collect();
     let (seen, stats) = run::<_, _, _, 4>(t, ev, Config::new(), Plan::default()).await;
-    assert_eq!(shape(&seen), vec![(vec![0, 1, 2, 3], Some(Full)), (vec![4, 5], Some(End))]);
-    assert_eq!((stats.batches_for(Full), stats.batches_for(End), stats.items), (1, 1, 6));
+    assert_eq!(
+        shape(&seen),
+        vec![(vec![0, 1, 2, 3], Some(Full)), (vec![4, 5], Some(End))]
+    );
+    assert_eq!(
+        (stats.batches_for(Full), stats.batches_for(End), stats.items),
+        (1, 1, 6)
+    );
 }
 
 /// `max_items` below N.
 pub async fn max_items<Tm: Timer>(t: Tm) {
     let ev = (0..5).map(|i| Event::Item(ms(0), i)).collect();
     let (seen, _) = run::<_, _, _, 8>(t, ev, Config::new().max_items(2), Plan::default()).await;
-    assert_eq!(shape(&seen), vec![(vec![0, 1], Some(Full)), (vec![2, 3], Some(Full)), (vec![4], Some(End))]);
+    assert_eq!(
+        shape(&seen),
+        vec![(vec![0, 1], Some(Full)), (vec![2, 3], Some(Full)), (vec![4], Some(End))]
+    );
 }
 
 /// The deadline counts from the first item of each batch, not from the start of the stream or
@@ -29,8 +38,14 @@ pub async fn deadline_from_first_item<Tm: Timer>(t: Tm) {
     let mut ev = items(&[5, 9, 13, 17]);
     ev.push(Event::End(ms(40)));
     let (seen, stats) = run::<_, _, _, 8>(t, ev, Config::new().max_wait(ms(10)), Plan::default()).await;
-    assert_eq!(shape(&seen), vec![(vec![5, 9, 13], Some(Deadline)), (vec![17], Some(Deadline))]);
-    assert_eq!((seen[0].first_at, seen[0].taken_at, seen[0].age), (ms(5), ms(15), ms(10)));
+    assert_eq!(
+        shape(&seen),
+        vec![(vec![5, 9, 13], Some(Deadline)), (vec![17], Some(Deadline))]
+    );
+    assert_eq!(
+        (seen[0].first_at, seen[0].taken_at, seen[0].age),
+        (ms(5), ms(15), ms(10))
+    );
     assert_eq!((seen[1].first_at, seen[1].taken_at), (ms(17), ms(27)));
     assert_eq!(stats.max_age, ms(10));
     assert_eq!(stats.total_batches(), 2, "no empty batch at the end");
@@ -51,24 +66,37 @@ pub async fn idle_gap<Tm: Timer>(t: Tm) {
     ev.push(Event::End(ms(50)));
     let cfg = Config::new().max_wait(ms(100)).idle(ms(3));
     let (seen, stats) = run::<_, _, _, 8>(t, ev, cfg, Plan::default()).await;
-    assert_eq!(shape(&seen), vec![(vec![0, 1, 2], Some(Idle)), (vec![20, 21], Some(Idle))]);
+    assert_eq!(
+        shape(&seen),
+        vec![(vec![0, 1, 2], Some(Idle)), (vec![20, 21], Some(Idle))]
+    );
     assert_eq!((seen[0].taken_at, seen[1].taken_at), (ms(5), ms(24)));
     assert_eq!(stats.batches_for(Idle), 2);
 }
 
 /// `idle(0)`: whatever is ready is emitted as soon as the source has nothing more.
 pub async fn idle_zero<Tm: Timer>(t: Tm) {
-    let mut ev: Vec<_> = [0, 0, 0, 7, 7].iter().enumerate().map(|(i, &at)| Event::Item(ms(at), i as u32)).collect();
+    let mut ev: Vec<_> = [0, 0, 0, 7, 7]
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| Event::Item(ms(at), i as u32))
+        .collect();
     ev.push(Event::End(ms(20)));
     let (seen, _) = run::<_, _, _, 8>(t, ev, Config::new().idle(Duration::ZERO), Plan::default()).await;
-    assert_eq!(shape(&seen), vec![(vec![0, 1, 2], Some(Idle)), (vec![3, 4], Some(Idle))]);
+    assert_eq!(
+        shape(&seen),
+        vec![(vec![0, 1, 2], Some(Idle)), (vec![3, 4], Some(Idle))]
+    );
     assert_eq!((seen[0].taken_at, seen[1].taken_at), (ms(0), ms(7)));
 }
 
 /// A flush from another future emits the partial batch at once.
 pub async fn flush<Tm: Timer>(t: Tm) {
     let ev = items(&[0, 1, 9]);
-    let plan = Plan { flush_at: Some(ms(5)), ..Plan::default() };
+    let plan = Plan {
+        flush_at: Some(ms(5)),
+        ..Plan::default()
+    };
     let (seen, _) = run::<_, _, _, 8>(t, ev, Config::new().max_wait(ms(100)), plan).await;
     assert_eq!(shape(&seen), vec![(vec![0, 1], Some(Flush)), (vec![9], Some(End))]);
     assert_eq!(seen[0].taken_at, ms(5));
@@ -78,7 +106,10 @@ pub async fn flush<Tm: Timer>(t: Tm) {
 /// ends even though the source has more.
 pub async fn close<Tm: Timer>(t: Tm) {
     let ev = items(&[0, 1, 10, 11]);
-    let plan = Plan { close_at: Some(ms(5)), ..Plan::default() };
+    let plan = Plan {
+        close_at: Some(ms(5)),
+        ..Plan::default()
+    };
     let (seen, _) = run::<_, _, _, 8>(t, ev, Config::new().max_wait(ms(1000)), plan).await;
     assert_eq!(shape(&seen), vec![(vec![0, 1], Some(Close))]);
     assert_eq!(seen[0].taken_at, ms(5));
@@ -114,7 +145,12 @@ pub async fn weight<Tm: Timer>(t: Tm) {
     let (seen, _) = run::<_, _, _, 8>(t, ev, cfg, Plan::default()).await;
     assert_eq!(
         shape(&seen),
-        vec![(vec![3, 3, 3], Some(Full)), (vec![3, 1], Some(Full)), (vec![50], Some(Full)), (vec![2], Some(End))]
+        vec![
+            (vec![3, 3, 3], Some(Full)),
+            (vec![3, 1], Some(Full)),
+            (vec![50], Some(Full)),
+            (vec![2], Some(End))
+        ]
     );
 }
 
@@ -123,7 +159,10 @@ pub async fn weight<Tm: Timer>(t: Tm) {
 pub async fn ready_batch_keeps_filling<Tm: Timer>(t: Tm) {
     // One item per ms; the caller holds each batch 30 ms.
     let ev = (0..40).map(|i| Event::Item(ms(i), i as u32)).collect();
-    let plan = Plan { process: ms(30), ..Plan::default() };
+    let plan = Plan {
+        process: ms(30),
+        ..Plan::default()
+    };
     let (seen, _) = run::<_, _, _, 8>(t, ev, Config::new().max_wait(ms(5)), plan).await;
     let all: Vec<u32> = seen.iter().flat_map(|s| s.items.clone()).collect();
     assert_eq!(all, (0..40).collect::<Vec<_>>());
@@ -132,7 +171,10 @@ pub async fn ready_batch_keeps_filling<Tm: Timer>(t: Tm) {
     // Second: ready at 11 ms by deadline ([6..=11]), kept filling while the caller was busy
     // (12, 13) until full, handed over when the caller came back at 5 + 30 ms.
     assert_eq!(shape(&seen[1..2]), vec![((6..=13).collect(), Some(Deadline))]);
-    assert_eq!((seen[1].first_at, seen[1].taken_at, seen[1].age), (ms(6), ms(35), ms(29)));
+    assert_eq!(
+        (seen[1].first_at, seen[1].taken_at, seen[1].age),
+        (ms(6), ms(35), ms(29))
+    );
 }
 
 pub async fn every_reason<Tm: Timer>(t: Tm) {
