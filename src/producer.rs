@@ -69,6 +69,7 @@ where
             fill: Fill::new(),
             armed: None,
             pushed: false,
+            waiting_since: None,
             closing: false,
             done: false,
             _kind: PhantomData,
@@ -104,6 +105,8 @@ where
     armed: Option<<R::Target as SlotTypes>::Instant>,
     /// Items arrived since the source last returned `Pending`.
     pushed: bool,
+    /// Since when the producer has been waiting for the caller to hand a buffer back.
+    waiting_since: Option<<R::Target as SlotTypes>::Instant>,
     closing: bool,
     done: bool,
     _kind: PhantomData<K>,
@@ -189,9 +192,15 @@ where
             // Never pull an item there is no room for: that is the backpressure.
             if self.own.is_none() {
                 match self.slot.room(cx, &self.limits) {
-                    Room::Open => {}
-                    Room::Own(i) => self.own = Some(i),
-                    Room::None => return Poll::Pending,
+                    Room::Open => self.waited(),
+                    Room::Own(i) => {
+                        self.waited();
+                        self.own = Some(i);
+                    }
+                    Room::None => {
+                        self.wait();
+                        return Poll::Pending;
+                    }
                 }
             }
             match source.as_mut().poll_next(cx) {
@@ -229,11 +238,8 @@ where
                         Ok(()) => return Ok(()),
                         Err(item) => item,
                     };
-                    match self.slot.claim(cx) {
-                        Some(i) => {
-                            self.own = Some(i);
-                            i
-                        }
+                    match self.claim(cx) {
+                        Some(i) => i,
                         None => return Err(item),
                     }
                 }
@@ -283,9 +289,8 @@ where
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            match self.slot.claim(cx) {
-                Some(i) => self.own = Some(i),
-                None => return Err(error),
+            if self.claim(cx).is_none() {
+                return Err(error);
             }
         }
         let i = self.own.take().expect("set above");
@@ -332,6 +337,34 @@ where
             return Poll::Ready(());
         }
         Poll::Pending
+    }
+
+    /// Claims a free buffer as the producer's own, keeping the waiting time.
+    fn claim(&mut self, cx: &mut Context<'_>) -> Option<u8> {
+        let claimed = self.slot.claim(cx);
+        match claimed {
+            Some(i) => {
+                self.waited();
+                self.own = Some(i);
+            }
+            None => self.wait(),
+        }
+        claimed
+    }
+
+    /// The producer starts waiting for a buffer (if it was not already).
+    fn wait(&mut self) {
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(self.slot.timer().now());
+        }
+    }
+
+    /// The producer has room again: count the time it waited.
+    fn waited(&mut self) {
+        if let Some(since) = self.waiting_since.take() {
+            let timer = self.slot.timer();
+            self.slot.add_producer_wait(timer.since(timer.now(), since));
+        }
     }
 
     /// Publishes the buffer being filled, if it holds anything.

@@ -18,6 +18,7 @@ use heapless::Vec;
 
 use crate::config::ConfigError;
 use crate::policy::BatchInfo;
+use crate::producer::SlotTypes;
 use crate::slot::{Release, Remainder, Slot};
 use crate::stats::Stats;
 use crate::timer::Timer;
@@ -29,15 +30,17 @@ use crate::timer::Timer;
 pub struct Receiver<R>
 where
     R: Deref,
-    R::Target: Release,
+    R::Target: Release + SlotTypes,
 {
     slot: R,
     terminated: bool,
+    /// Since when the caller has been waiting for a batch.
+    waiting_since: Option<<R::Target as SlotTypes>::Instant>,
 }
 
 impl<R: Deref> fmt::Debug for Receiver<R>
 where
-    R::Target: Release + fmt::Debug,
+    R::Target: Release + SlotTypes + fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
@@ -47,9 +50,12 @@ where
     }
 }
 
+// The receiver never pins its fields: it is `Unpin` whatever the slot handle and instant are.
+impl<R: Deref> Unpin for Receiver<R> where R::Target: Release + SlotTypes {}
+
 impl<R: Deref> Drop for Receiver<R>
 where
-    R::Target: Release,
+    R::Target: Release + SlotTypes,
 {
     fn drop(&mut self) {
         self.slot.detach();
@@ -58,7 +64,7 @@ where
 
 impl<R: Deref> Receiver<R>
 where
-    R::Target: Release,
+    R::Target: Release + SlotTypes,
 {
     /// The handle to the slot (a reference or an `Arc`).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -79,6 +85,7 @@ where
         Ok(Self {
             slot,
             terminated: false,
+            waiting_since: None,
         })
     }
 
@@ -104,7 +111,17 @@ where
         if self.terminated {
             return Poll::Ready(None);
         }
-        match self.slot.poll_take(cx) {
+        let taken = self.slot.poll_take(cx);
+        let timer = self.slot.timer();
+        match (&taken, self.waiting_since) {
+            (Poll::Pending, None) => self.waiting_since = Some(timer.now()),
+            (Poll::Ready(_), Some(since)) => {
+                self.waiting_since = None;
+                self.slot.add_consumer_wait(timer.since(timer.now(), since));
+            }
+            _ => {}
+        }
+        match taken {
             Poll::Ready(None) => {
                 self.terminated = true;
                 Poll::Ready(None)
@@ -243,11 +260,11 @@ where
 pub struct TryBatches<R>(pub Receiver<R>)
 where
     R: Deref,
-    R::Target: Release;
+    R::Target: Release + SlotTypes;
 
 impl<R: Deref> fmt::Debug for TryBatches<R>
 where
-    R::Target: Release + fmt::Debug,
+    R::Target: Release + SlotTypes + fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TryBatches").field(&self.0).finish()

@@ -25,7 +25,7 @@ use heapless::Vec;
 
 use crate::config::Limits;
 use crate::policy::{BatchInfo, FlushReason};
-use crate::stats::Stats;
+use crate::stats::{Counters, Stats};
 use crate::timer::Timer;
 
 /// Who may touch a buffer. Changed only under the slot's mutex.
@@ -42,17 +42,20 @@ enum Role {
 }
 
 /// What a ready buffer says about itself until the caller takes it.
-struct Entry<I, E> {
+#[derive(Clone, Copy)]
+struct Meta<I> {
     reason: FlushReason,
-    first_at: Option<I>,
-    weight: usize,
-    /// An error from the source that follows this batch.
-    error: Option<E>,
+    first_at: I,
 }
 
 struct State<T, I, E> {
     role: [Role; 2],
-    entry: [Option<Entry<I, E>>; 2],
+    /// Set while a buffer is `Ready` or `Lent` with a batch (not for an error alone).
+    meta: [Option<Meta<I>>; 2],
+    /// An error from the source that follows the batch in this buffer (or stands alone in it).
+    error: [Option<E>; 2],
+    /// The total weight of the `open` batch.
+    open_weight: usize,
     /// Ready buffers, oldest first.
     queue: [u8; 2],
     queued: u8,
@@ -66,9 +69,7 @@ struct State<T, I, E> {
     receiver: Attach,
     producer_waker: WakerRegistration,
     consumer_waker: WakerRegistration,
-    consumer_waiting_since: Option<I>,
-    producer_waiting_since: Option<I>,
-    stats: Stats,
+    stats: Counters,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +178,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
                 .field("roles", &s.role)
                 .field("ready", &s.queued)
                 .field("closed", &s.closed)
-                .field("stats", &s.stats)
+                .field("stats", &s.stats.snapshot())
                 .finish_non_exhaustive()
         })
     }
@@ -191,7 +192,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             bufs: [UnsafeCell::new(Vec::new()), UnsafeCell::new(Vec::new())],
             state: Mutex::new(RefCell::new(State {
                 role: [Role::Free; 2],
-                entry: [None, None],
+                meta: [None, None],
+                error: [None, None],
+                open_weight: 0,
                 queue: [0; 2],
                 queued: 0,
                 open: None,
@@ -202,9 +205,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 receiver: Attach::None,
                 producer_waker: WakerRegistration::new(),
                 consumer_waker: WakerRegistration::new(),
-                consumer_waiting_since: None,
-                producer_waiting_since: None,
-                stats: Stats::new(),
+                stats: Counters::new(),
             })),
             timer,
         }
@@ -241,7 +242,15 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.with(|s| s.stats)
+        self.with(|s| s.stats.snapshot())
+    }
+
+    pub(crate) fn add_producer_wait(&self, d: core::time::Duration) {
+        self.with(|s| s.stats.producer_waited(d));
+    }
+
+    pub(crate) fn add_consumer_wait(&self, d: core::time::Duration) {
+        self.with(|s| s.stats.consumer_waited(d));
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut State<T, Tm::Instant, E>) -> R) -> R {
@@ -310,8 +319,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             if let Some(i) = s.open {
                 // SAFETY: `open` is `Ready`, and we hold the lock.
                 let len = unsafe { self.buf_mut(i) }.len();
-                let weight = s.entry[i as usize].as_ref().map_or(0, |e| e.weight);
-                if !limits.is_full(len, weight) {
+                if !limits.is_full(len, s.open_weight) {
                     return Room::Open;
                 }
                 s.open = None;
@@ -326,17 +334,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.role[i as usize] = Role::Filling;
                 // A new batch starts: the older ready one must not take later items.
                 s.open = None;
-                if let Some(since) = s.producer_waiting_since.take() {
-                    let waited = self.timer.since(self.timer.now(), since);
-                    s.stats.producer_waited += waited;
-                }
                 Room::Own(i)
             }
             None => {
                 s.producer_waker.register(cx.waker());
-                if s.producer_waiting_since.is_none() {
-                    s.producer_waiting_since = Some(self.timer.now());
-                }
                 Room::None
             }
         }
@@ -357,14 +358,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             let Some(i) = s.open else { return Err(item) };
             // SAFETY: `open` is `Ready`, and we hold the lock.
             let buf = unsafe { self.buf_mut(i) };
-            let entry = s.entry[i as usize].as_mut().expect("a ready buffer has an entry");
-            if !limits.fits(buf.len(), entry.weight, w) {
+            if !limits.fits(buf.len(), s.open_weight, w) {
                 s.open = None;
                 return Err(item);
             }
             buf.push(item)?;
-            entry.weight += w;
-            if limits.is_full(buf.len(), entry.weight) {
+            s.open_weight += w;
+            if limits.is_full(buf.len(), s.open_weight) {
                 s.open = None;
             }
             Ok(())
@@ -377,7 +377,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             let Some(i) = s.open.take() else {
                 return Err(error);
             };
-            s.entry[i as usize].as_mut().expect("a ready buffer has an entry").error = Some(error);
+            s.error[i as usize] = Some(error);
             Ok(())
         })
     }
@@ -400,14 +400,11 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             debug_assert_eq!(s.role[i as usize], Role::Filling);
             s.role[i as usize] = Role::Ready;
-            s.entry[i as usize] = Some(Entry {
-                reason,
-                first_at,
-                weight,
-                error,
-            });
+            s.meta[i as usize] = first_at.map(|first_at| Meta { reason, first_at });
+            s.error[i as usize] = error;
             s.push_back(i);
             s.open = if open { Some(i) } else { None };
+            s.open_weight = weight;
             s.consumer_waker.wake();
         });
     }
@@ -451,42 +448,29 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 }
                 // No producer yet, or one still running: wait for it.
                 s.consumer_waker.register(cx.waker());
-                if s.consumer_waiting_since.is_none() {
-                    s.consumer_waiting_since = Some(self.timer.now());
-                }
                 return Poll::Pending;
             };
-            let now = self.timer.now();
-            if let Some(since) = s.consumer_waiting_since.take() {
-                s.stats.consumer_waited += self.timer.since(now, since);
-            }
             if s.open == Some(i) {
                 s.open = None;
             }
-            let entry = s.entry[i as usize].as_mut().expect("a ready buffer has an entry");
-            // SAFETY: buffer `i` was `Ready`, and we hold the lock.
-            let len = unsafe { self.buf_mut(i) }.len();
-            if len == 0 {
+            let Some(meta) = s.meta[i as usize] else {
                 // An error with no batch before it.
-                let error = entry.error.take().expect("only an error entry is empty");
-                s.entry[i as usize] = None;
                 s.role[i as usize] = Role::Free;
-                s.stats.errors += 1;
+                s.stats.error();
                 s.producer_waker.wake();
-                return Poll::Ready(Some(Err(error)));
-            }
+                let error = s.error[i as usize].take();
+                return Poll::Ready(error.map(Err));
+            };
             s.role[i as usize] = Role::Lent;
-            let age = entry
-                .first_at
-                .map_or(core::time::Duration::ZERO, |t| self.timer.since(now, t));
+            // SAFETY: buffer `i` is now `Lent` to the receiver, which is inside this call.
+            let len = unsafe { self.buf_mut(i) }.len();
+            let age = self.timer.since(self.timer.now(), meta.first_at);
+            s.stats.batch(meta.reason, len, age);
             let info = BatchInfo {
-                reason: entry.reason,
-                first_at: entry.first_at.unwrap_or(now),
+                reason: meta.reason,
+                first_at: meta.first_at,
                 age,
             };
-            s.stats.batches[info.reason.index()] += 1;
-            s.stats.items += len as u64;
-            s.stats.max_age = s.stats.max_age.max(age);
             Poll::Ready(Some(Ok(Taken { index: i, info })))
         })
     }
@@ -496,7 +480,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     fn take_parked(&self, s: &mut State<T, Tm::Instant, E>) -> Option<Result<Taken<Tm::Instant>, E>> {
         match s.spill.take()? {
             Err(error) => {
-                s.stats.errors += 1;
+                s.stats.error();
                 Some(Err(error))
             }
             Ok(item) => {
@@ -509,8 +493,11 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 let _ = unsafe { self.buf_mut(i) }.push(item);
                 s.role[i as usize] = Role::Lent;
                 let now = self.timer.now();
-                s.stats.batches[FlushReason::Close.index()] += 1;
-                s.stats.items += 1;
+                s.stats.batch(FlushReason::Close, 1, core::time::Duration::ZERO);
+                s.meta[i as usize] = Some(Meta {
+                    reason: FlushReason::Close,
+                    first_at: now,
+                });
                 let info = BatchInfo {
                     reason: FlushReason::Close,
                     first_at: now,
@@ -526,15 +513,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn release(&self, i: u8) {
         self.with(|s| {
             debug_assert_eq!(s.role[i as usize], Role::Lent);
-            let error = s.entry[i as usize].take().and_then(|e| e.error);
-            if let Some(error) = error {
-                // The error follows the batch just handed back: it is next in line.
-                s.entry[i as usize] = Some(Entry {
-                    reason: FlushReason::Error,
-                    first_at: None,
-                    weight: 0,
-                    error: Some(error),
-                });
+            s.meta[i as usize] = None;
+            if s.error[i as usize].is_some() {
+                // The error follows the batch just handed back: it is next in line, alone.
                 s.role[i as usize] = Role::Ready;
                 s.push_front(i);
                 s.consumer_waker.wake();
@@ -563,7 +544,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 out.parts[k] = core::mem::take(unsafe { self.buf_mut(i) });
                 // Stored reversed so the iterator pops from the back in O(1).
                 out.parts[k].reverse();
-                s.entry[i as usize] = None;
+                s.meta[i as usize] = None;
+                s.error[i as usize] = None;
                 s.role[i as usize] = Role::Free;
                 k += 1;
             }

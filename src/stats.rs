@@ -42,15 +42,62 @@ impl Stats {
     pub fn total_batches(&self) -> u64 {
         self.batches.iter().sum()
     }
+}
 
+/// The counters as a slot stores them: durations in nanoseconds (584 years fit), so the shared
+/// state stays small on a microcontroller.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counters {
+    batches: [u64; 7],
+    items: u64,
+    errors: u64,
+    max_age_ns: u64,
+    consumer_ns: u64,
+    producer_ns: u64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Counters {
     pub(crate) const fn new() -> Self {
         Self {
             batches: [0; 7],
             items: 0,
             errors: 0,
-            max_age: Duration::ZERO,
-            consumer_waited: Duration::ZERO,
-            producer_waited: Duration::ZERO,
+            max_age_ns: 0,
+            consumer_ns: 0,
+            producer_ns: 0,
+        }
+    }
+
+    pub(crate) fn batch(&mut self, reason: FlushReason, len: usize, age: Duration) {
+        self.batches[reason.index()] += 1;
+        self.items += len as u64;
+        self.max_age_ns = self.max_age_ns.max(nanos(age));
+    }
+
+    pub(crate) fn error(&mut self) {
+        self.errors += 1;
+    }
+
+    pub(crate) fn consumer_waited(&mut self, d: Duration) {
+        self.consumer_ns = self.consumer_ns.saturating_add(nanos(d));
+    }
+
+    pub(crate) fn producer_waited(&mut self, d: Duration) {
+        self.producer_ns = self.producer_ns.saturating_add(nanos(d));
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            batches: self.batches,
+            items: self.items,
+            errors: self.errors,
+            max_age: Duration::from_nanos(self.max_age_ns),
+            consumer_waited: Duration::from_nanos(self.consumer_ns),
+            producer_waited: Duration::from_nanos(self.producer_ns),
         }
     }
 }
