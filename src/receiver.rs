@@ -172,7 +172,7 @@ where
     /// partial batch when it stops). While the producer still runs, it publishes its partial
     /// batch on its next poll; call this again after that to get it.
     pub fn drain_remainder(&mut self) -> Remainder<T, N> {
-        self.slot.drain()
+        self.slot.drain_remainder()
     }
 
     /// [`drain_remainder`](Self::drain_remainder), consuming the receiver.

@@ -526,9 +526,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         });
     }
 
-    /// Closes the slot and moves every ready item, and a parked one, into a [`Remainder`], oldest
-    /// first. Errors still queued are dropped.
-    pub(crate) fn drain(&self) -> Remainder<T, N> {
+    /// Closes the slot and takes every item it still holds, oldest first: the ready batches and
+    /// an item the producer pulled but had no room for. Errors still queued are dropped.
+    ///
+    /// Everything is there once the producer has finished or was dropped (it publishes its
+    /// partial batch when it stops). A batch lent to a guard is the guard's.
+    pub fn drain_remainder(&self) -> Remainder<T, N> {
         let mut out = Remainder {
             parts: [Vec::new(), Vec::new()],
             spill: None,

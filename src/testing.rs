@@ -20,6 +20,13 @@ pub fn iter<I: IntoIterator>(items: I) -> Iter<I::IntoIter> {
 #[must_use = "streams do nothing unless polled"]
 pub struct Iter<I>(I);
 
+impl<I> Iter<I> {
+    /// The items not yielded yet.
+    pub fn into_inner(self) -> I {
+        self.0
+    }
+}
+
 impl<I: Iterator + Unpin> Stream for Iter<I> {
     type Item = I::Item;
     fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {

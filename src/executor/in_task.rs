@@ -6,7 +6,7 @@ use core::future::{Future, poll_fn};
 use core::pin::pin;
 use core::task::Poll;
 
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
 use futures_core::Stream;
 
 use crate::config::{Config, ConfigError, Weigher};
@@ -65,7 +65,7 @@ pub async fn for_each_batch<S, W, Tm, const N: usize, F>(
     source: S,
     config: Config<W>,
     timer: Tm,
-    mut handler: F,
+    handler: F,
 ) -> Result<Stats, ConfigError>
 where
     S: Stream,
@@ -74,8 +74,45 @@ where
     F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant>),
 {
     let slot = Slot::<NoopRawMutex, S::Item, N, Tm, Infallible>::new(timer);
-    let producer = Producer::<_, _, _, Plain>::new(&slot, source, config)?;
-    let mut rx = Receiver::new(&slot)?;
+    for_each_batch_in(&slot, source, config, handler).await
+}
+
+/// [`for_each_batch`] over a slot you own, so that cancelling the future loses nothing: drop it
+/// at any point, and [`Slot::drain_remainder`] hands back every item it had pulled.
+///
+/// ```
+/// use core::pin::pin;
+/// use core::task::{Context, Waker};
+/// use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
+/// use prefetch_batch::{Config, Slot, executor::for_each_batch_in, testing, timer::ManualClock};
+///
+/// static CLOCK: ManualClock = ManualClock::new();
+/// let slot = Slot::<NoopRawMutex, u32, 4, _>::new(&CLOCK);
+/// let mut source = testing::iter(0..10);
+/// let mut seen = Vec::new();
+/// {
+///     let run = pin!(for_each_batch_in(&slot, &mut source, Config::new(), async |b| seen.extend_from_slice(&b)));
+///     let _ = run.poll(&mut Context::from_waker(Waker::noop())); // one poll, then cancelled
+/// }
+/// // Delivered, then what the slot still held, then what the source never gave up:
+/// let all: Vec<u32> = seen.into_iter().chain(slot.drain_remainder()).chain(source.into_inner()).collect();
+/// assert_eq!(all, (0..10).collect::<Vec<_>>());
+/// ```
+pub async fn for_each_batch_in<M, S, W, Tm, const N: usize, F>(
+    slot: &Slot<M, S::Item, N, Tm, Infallible>,
+    source: S,
+    config: Config<W>,
+    mut handler: F,
+) -> Result<Stats, ConfigError>
+where
+    M: RawMutex,
+    S: Stream,
+    W: Weigher<S::Item>,
+    Tm: Timer,
+    F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant>),
+{
+    let producer = Producer::<_, _, _, Plain>::new(slot, source, config)?;
+    let mut rx = Receiver::new(slot)?;
     let consume = async {
         while let Some(batch) = rx.next().await {
             handler(batch).await;

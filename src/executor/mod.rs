@@ -12,7 +12,7 @@
 //!   `#[embassy_executor::task]`; see [`embassy`] for the pattern.
 
 mod in_task;
-pub use in_task::{for_each_batch, join, try_for_each_batch};
+pub use in_task::{for_each_batch, for_each_batch_in, join, try_for_each_batch};
 
 #[cfg(feature = "tokio")]
 mod tokio;

@@ -100,11 +100,13 @@ impl<T: Send + 'static, const N: usize, E: Send + 'static> Inner<T, N, E> {
         Handle(Arc::clone(self.rx.slot_ref()) as Arc<dyn Control>)
     }
 
-    async fn into_remainder(mut self) -> Remainder<T, N> {
+    async fn drain_remainder(&mut self) -> Remainder<T, N> {
         self.rx.close();
-        if let Some(task) = self.task.take() {
-            // The producer publishes its partial batch and returns once it sees the close.
+        if let Some(task) = self.task.as_mut() {
+            // The producer publishes its partial batch and returns once it sees the close. If this
+            // future is dropped here, the handle stays and a later call waits again.
             let _ = task.await;
+            self.task = None;
         }
         self.rx.drain_remainder()
     }
@@ -138,9 +140,15 @@ macro_rules! common_methods {
         }
 
         /// Closes, waits for the producer task to stop, and returns every item still buffered,
-        /// oldest first. Items the producer had not pulled stay in the source.
-        pub async fn into_remainder(self) -> Remainder<T, N> {
-            self.0.into_remainder().await
+        /// oldest first. Items the producer had not pulled stay in the source. Cancel-safe: if
+        /// this future is dropped before it completes, call it again.
+        pub async fn drain_remainder(&mut self) -> Remainder<T, N> {
+            self.0.drain_remainder().await
+        }
+
+        /// [`drain_remainder`](Self::drain_remainder), consuming the stream.
+        pub async fn into_remainder(mut self) -> Remainder<T, N> {
+            self.0.drain_remainder().await
         }
     };
 }
