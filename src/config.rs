@@ -77,6 +77,20 @@ impl<W> fmt::Debug for Config<W> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<W> defmt::Format for Config<W> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Config {{ max_items: {}, max_wait: {}, idle: {}, max_weight: {} }}",
+            self.max_items,
+            self.max_wait,
+            self.idle,
+            self.max_weight
+        )
+    }
+}
+
 impl Config {
     /// Batches of `N` items, no time limit, no weight limit.
     pub const fn new() -> Self {
@@ -176,6 +190,7 @@ impl<W> Config<W> {
 
 /// Limits that passed [`Config::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct Limits {
     /// Items per batch, 1 to `N`.

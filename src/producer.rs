@@ -48,6 +48,16 @@ where
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<R: Deref, S, W, K> defmt::Format for Producer<R, S, W, K>
+where
+    R::Target: SlotTypes,
+{
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Producer {{ limits: {} }}", self.engine.limits)
+    }
+}
+
 impl<R, S, W, K, M, T, const N: usize, Tm, E> Producer<R, S, W, K>
 where
     R: Deref<Target = Slot<M, T, N, Tm, E>>,

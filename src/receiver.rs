@@ -50,6 +50,16 @@ where
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<R: Deref> defmt::Format for Receiver<R>
+where
+    R::Target: Release + SlotTypes,
+{
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Receiver {{ terminated: {} }}", self.terminated)
+    }
+}
+
 // The receiver never pins its fields: it is `Unpin` whatever the slot handle and instant are.
 impl<R: Deref> Unpin for Receiver<R> where R::Target: Release + SlotTypes {}
 

@@ -184,6 +184,21 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> defmt::Format for Slot<M, T, N, Tm, E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let (ready, closed, stats) = self.with(|s| (s.queued, s.closed, s.stats.snapshot()));
+        defmt::write!(
+            f,
+            "Slot {{ capacity: {}, ready: {}, closed: {}, stats: {} }}",
+            N,
+            ready,
+            closed,
+            stats
+        )
+    }
+}
+
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// An empty slot with no producer and no receiver attached.
     pub const fn new(timer: Tm) -> Self {
@@ -587,6 +602,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Release for Slot<M, T, N, Tm,
 
 /// Every item a slot still held when it was drained, oldest first.
 ///
+/// Formats with `defmt` as its item count.
+///
 /// ```
 /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 /// use prefetch_batch::{Config, Slot, timer::ManualClock};
@@ -611,6 +628,13 @@ pub struct Remainder<T, const N: usize> {
     parts: [Vec<T, N>; 2],
     spill: Option<T>,
     part: usize,
+}
+
+#[cfg(feature = "defmt")]
+impl<T, const N: usize> defmt::Format for Remainder<T, N> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Remainder {{ len: {} }}", self.len())
+    }
 }
 
 impl<T, const N: usize> Remainder<T, N> {

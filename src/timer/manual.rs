@@ -56,6 +56,13 @@ impl core::fmt::Debug for ManualClock {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ManualClock {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "ManualClock {{ now: {} }}", self.elapsed())
+    }
+}
+
 impl ManualClock {
     /// A clock at time zero with no sleepers.
     pub const fn new() -> Self {
