@@ -47,7 +47,13 @@ impl FlushReason {
         FlushReason::Close,
     ];
 
-    pub(crate) const fn index(self) -> usize {
+    /// This reason's position in [`FlushReason::ALL`] and in [`Stats::batches`](crate::Stats::batches).
+    ///
+    /// ```
+    /// use prefetch_batch::FlushReason;
+    /// assert!(FlushReason::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
+    /// ```
+    pub const fn index(self) -> usize {
         self as usize
     }
 
