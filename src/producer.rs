@@ -5,10 +5,10 @@
 //! stops pulling from the source when both buffers are taken. Dropping it mid-way loses nothing:
 //! its partial batch is published with reason [`FlushReason::Close`].
 
-use core::future::{Future, poll_fn};
+use core::future::Future;
 use core::marker::PhantomData;
 use core::ops::Deref;
-use core::pin::{Pin, pin};
+use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -34,7 +34,10 @@ where
     R::Target: SlotTypes,
 {
     engine: Engine<R, W, K>,
+    /// Pinned whenever the producer is: polled in place, never moved out (see `poll`).
     source: S,
+    /// The deadline timer, armed in place like `source`.
+    sleep: Option<<R::Target as SlotTypes>::Sleep>,
 }
 
 impl<R: Deref, S, W, K> core::fmt::Debug for Producer<R, S, W, K>
@@ -81,21 +84,52 @@ where
             pushed: false,
             waiting_since: None,
             closing: false,
+            close_when_idle: false,
             done: false,
             _kind: PhantomData,
         };
-        Ok(Self { engine, source })
+        Ok(Self {
+            engine,
+            source,
+            sleep: None,
+        })
     }
 
     /// Fills batches until the source ends, the slot is closed, or the receiver is gone.
     ///
+    /// The producer is itself the future (this returns it): no second copy of its state, which
+    /// matters in an embassy task's static memory.
+    ///
     /// Cancel-safe: dropping this future publishes the partial batch, so the receiver (or
     /// [`Receiver::drain_remainder`](crate::Receiver::drain_remainder)) still gets every item.
-    pub async fn run(self) {
-        let Producer { mut engine, source } = self;
-        let mut source = pin!(source);
-        let mut sleep = pin!(None::<Tm::Sleep>);
-        poll_fn(|cx| engine.poll(cx, source.as_mut(), sleep.as_mut())).await;
+    pub fn run(self) -> impl Future<Output = ()> {
+        self
+    }
+}
+
+impl<R, S, W, K, M, T, const N: usize, Tm, E> Future for Producer<R, S, W, K>
+where
+    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    M: RawMutex,
+    Tm: Timer,
+    S: Stream,
+    K: ItemKind<S::Item, Item = T, Error = E>,
+    W: Weigher<T>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: structural pinning of `source` and `sleep` (they may be `!Unpin`: a tokio
+        // `Sleep`, an `async` stream). Neither is ever moved out of the producer or replaced
+        // except through `Pin::set`, the producer has no `Drop` of its own (the engine's `Drop`
+        // touches only the slot), and `Producer` is `Unpin` only when both fields are (auto
+        // trait). `engine` is not pinned: it is only used through `&mut`.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `source` stays where it is for as long as the producer lives.
+        let source = unsafe { Pin::new_unchecked(&mut this.source) };
+        // SAFETY: likewise for `sleep`.
+        let sleep = unsafe { Pin::new_unchecked(&mut this.sleep) };
+        this.engine.poll(cx, source, sleep)
     }
 }
 
@@ -118,6 +152,8 @@ where
     /// Since when the producer has been waiting for the caller to hand a buffer back.
     waiting_since: Option<<R::Target as SlotTypes>::Instant>,
     closing: bool,
+    /// Close the next time the source has nothing ready.
+    close_when_idle: bool,
     done: bool,
     _kind: PhantomData<K>,
 }
@@ -127,12 +163,15 @@ where
 pub trait SlotTypes {
     /// The timer's instant.
     type Instant: Copy + Ord;
+    /// The timer's sleep future.
+    type Sleep: Future<Output = ()>;
     /// Publishes the producer's partial batch (if any) and marks the producer done.
     fn finish_producer(&self, own: Option<(u8, Option<Self::Instant>, usize)>, reason: FlushReason);
 }
 
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, Tm, E> {
     type Instant = Tm::Instant;
+    type Sleep = Tm::Sleep;
     fn finish_producer(&self, own: Option<(u8, Option<Tm::Instant>, usize)>, reason: FlushReason) {
         if let Some((i, first_at, weight)) = own {
             // SAFETY: the producer owns its `Filling` buffer.
@@ -188,6 +227,7 @@ where
             self.slot.seal_open();
         }
         self.closing |= control.closed;
+        self.close_when_idle |= control.close_when_idle;
         loop {
             // An item that found no room waits in the slot; it goes first.
             if let Some(x) = self.slot.take_spill() {
@@ -220,6 +260,7 @@ where
                     }
                 }
                 Poll::Ready(None) => return self.finish(FlushReason::End),
+                Poll::Pending if self.close_when_idle => self.closing = true,
                 Poll::Pending => {
                     if self.poll_due(cx, sleep.as_mut()).is_pending() {
                         return Poll::Pending;

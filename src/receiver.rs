@@ -166,6 +166,11 @@ where
         self.slot.close();
     }
 
+    /// See [`Slot::close_when_idle`].
+    pub fn close_when_idle(&self) {
+        self.slot.close_when_idle();
+    }
+
     /// See [`Slot::stats`].
     pub fn stats(&self) -> Stats {
         self.slot.stats()

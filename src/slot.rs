@@ -64,6 +64,8 @@ struct State<T, I, E> {
     /// An item (or error) pulled from the source that found no room yet; placed before the next pull.
     spill: Option<Result<T, E>>,
     closed: bool,
+    /// Close once the source has nothing ready.
+    close_when_idle: bool,
     flush: bool,
     producer: Attach,
     receiver: Attach,
@@ -107,6 +109,7 @@ impl<T, I, E> State<T, I, E> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Control {
     pub(crate) closed: bool,
+    pub(crate) close_when_idle: bool,
     pub(crate) flush: bool,
     pub(crate) receiver_gone: bool,
 }
@@ -215,6 +218,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 open: None,
                 spill: None,
                 closed: false,
+                close_when_idle: false,
                 flush: false,
                 producer: Attach::None,
                 receiver: Attach::None,
@@ -246,6 +250,18 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub fn close(&self) {
         self.with(|s| {
             s.closed = true;
+            s.producer_waker.wake();
+        });
+    }
+
+    /// Like [`Slot::close`], but first takes everything the source has ready now: intake stops
+    /// the first time the source returns `Pending` (a channel's backlog is drained), then the
+    /// partial batch is emitted with reason [`FlushReason::Close`]. For a graceful shutdown that
+    /// finishes the queued work. A source that is never idle keeps the batcher running; call
+    /// [`Slot::close`] to stop at once.
+    pub fn close_when_idle(&self) {
+        self.with(|s| {
+            s.close_when_idle = true;
             s.producer_waker.wake();
         });
     }
@@ -321,6 +337,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             s.producer_waker.register(cx.waker());
             Control {
                 closed: s.closed,
+                close_when_idle: s.close_when_idle,
                 flush: core::mem::take(&mut s.flush),
                 receiver_gone: s.receiver == Attach::Gone,
             }

@@ -22,6 +22,7 @@ on_manual_clock!(
     idle_zero,
     flush,
     close,
+    close_when_idle,
     error,
     weight,
     ready_batch_keeps_filling,

@@ -23,7 +23,8 @@ struct Case {
     arrivals: Vec<(u64, usize, bool)>,
     process: u64,
     flush_at: Option<u64>,
-    close_at: Option<u64>,
+    /// When to close, and whether to close at once or once the source is idle.
+    close_at: Option<(u64, bool)>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -43,7 +44,7 @@ fn case() -> impl Strategy<Value = Case> {
                 prop::collection::vec(arrival, 0..60),
                 prop_oneof![Just(0u64), 0..3 * max_wait],
                 prop::option::of(0u64..200),
-                prop::option::weighted(0.2, 0u64..300),
+                prop::option::weighted(0.2, (0u64..300, any::<bool>())),
             )
                 .prop_map(move |(arrivals, process, flush_at, close_at)| Case {
                     max_items,
@@ -82,7 +83,8 @@ async fn check<Tm: Timer>(timer: Tm, c: Case) {
     let plan = Plan {
         process: ms(c.process),
         flush_at: c.flush_at.map(ms),
-        close_at: c.close_at.map(ms),
+        close_at: c.close_at.filter(|c| !c.1).map(|c| ms(c.0)),
+        close_when_idle_at: c.close_at.filter(|c| c.1).map(|c| ms(c.0)),
     };
     let (seen, stats) = match c.max_weight {
         None => run::<_, _, _, N>(timer, events(&c), config, plan).await,

@@ -27,6 +27,7 @@ on_tokio!(
     idle_zero,
     flush,
     close,
+    close_when_idle,
     error,
     weight,
     ready_batch_keeps_filling,

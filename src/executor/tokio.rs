@@ -134,6 +134,11 @@ macro_rules! common_methods {
             self.0.rx.close();
         }
 
+        /// See [`Slot::close_when_idle`]: finish what the source has queued, then end.
+        pub fn close_when_idle(&self) {
+            self.0.rx.close_when_idle();
+        }
+
         /// See [`Slot::stats`].
         pub fn stats(&self) -> Stats {
             self.0.rx.stats()
@@ -216,6 +221,7 @@ impl<T: Send + 'static, const N: usize, E: Send + 'static> core::fmt::Debug for 
 trait Control: Send + Sync {
     fn flush(&self);
     fn close(&self);
+    fn close_when_idle(&self);
     fn stats(&self) -> Stats;
 }
 
@@ -225,6 +231,9 @@ impl<T: Send, const N: usize, E: Send> Control for Slot<StdRawMutex, T, N, Tokio
     }
     fn close(&self) {
         Slot::close(self);
+    }
+    fn close_when_idle(&self) {
+        Slot::close_when_idle(self);
     }
     fn stats(&self) -> Stats {
         Slot::stats(self)
@@ -249,6 +258,10 @@ impl Handle {
     /// See [`Slot::close`].
     pub fn close(&self) {
         self.0.close();
+    }
+    /// See [`Slot::close_when_idle`].
+    pub fn close_when_idle(&self) {
+        self.0.close_when_idle();
     }
     /// See [`Slot::stats`].
     pub fn stats(&self) -> Stats {

@@ -155,6 +155,8 @@ pub struct Plan {
     pub flush_at: Option<Duration>,
     /// Close at this time.
     pub close_at: Option<Duration>,
+    /// Close when the source is next idle, from this time.
+    pub close_when_idle_at: Option<Duration>,
 }
 
 /// Runs a scripted source through a slot on the given timer, producer and consumer in one task.
@@ -205,10 +207,16 @@ where
         }
     };
     let control = async {
-        for (at, what) in [(plan.flush_at, 0), (plan.close_at, 1)] {
+        let mut requests = [(plan.flush_at, 0), (plan.close_at, 1), (plan.close_when_idle_at, 2)];
+        requests.sort_by_key(|r| r.0);
+        for (at, what) in requests {
             if let Some(at) = at {
                 timer.sleep_until(timer.add(start, at).unwrap()).await;
-                if what == 0 { slot.flush() } else { slot.close() }
+                match what {
+                    0 => slot.flush(),
+                    1 => slot.close(),
+                    _ => slot.close_when_idle(),
+                }
             }
         }
     };

@@ -115,6 +115,27 @@ pub async fn close<Tm: Timer>(t: Tm) {
     assert_eq!(seen[0].taken_at, ms(5));
 }
 
+/// Close when idle: the backlog the source already holds is delivered, then the stream ends;
+/// what arrives later stays in the source.
+pub async fn close_when_idle<Tm: Timer>(t: Tm) {
+    let ev = [0, 0, 0, 0, 0, 0, 3, 50]
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| Event::Item(ms(at), i as u32))
+        .collect();
+    let plan = Plan {
+        close_when_idle_at: Some(ms(1)),
+        ..Plan::default()
+    };
+    let (seen, _) = run::<_, _, _, 4>(t, ev, Config::new().max_wait(ms(1000)), plan).await;
+    // At 1 ms the source holds nothing more: [4, 5] is emitted at once; 6 and 7 stay unread.
+    assert_eq!(
+        shape(&seen),
+        vec![(vec![0, 1, 2, 3], Some(Full)), (vec![4, 5], Some(Close))]
+    );
+    assert_eq!(seen[1].taken_at, ms(1));
+}
+
 /// A source error ends the batch (items before it are delivered), then the error, then the rest.
 pub async fn error<Tm: Timer>(t: Tm) {
     let ev = vec![
@@ -186,6 +207,7 @@ pub async fn every_reason<Tm: Timer>(t: Tm) {
     idle_zero(t.clone()).await;
     flush(t.clone()).await;
     close(t.clone()).await;
+    close_when_idle(t.clone()).await;
     error(t.clone()).await;
     weight(t.clone()).await;
     ready_batch_keeps_filling(t).await;
