@@ -15,7 +15,7 @@ fn main() -> ! {
     let (producer, batches) = SLOT.split(READINGS.receiver(), config).unwrap();
     let run = producer.run();
     semihosting::println!("size_of Slot: {}", size_of_val(&SLOT));
-    semihosting::println!("size_of Stats (in Slot): {}", size_of::<Stats>());
+    semihosting::println!("size_of Stats snapshot (returned by stats()): {}", size_of::<Stats>());
     semihosting::println!("size_of Producer: {}", size_of::<Batcher>());
     semihosting::println!("size_of Producer::run future: {}", size_of_val(&run));
     semihosting::println!("size_of Receiver: {}", size_of::<Batches>());
