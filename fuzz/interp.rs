@@ -176,7 +176,9 @@ fn decode(b: u8) -> Op {
     }
 }
 
-type Rx<'s> = Receiver<&'s Slot<NoopRawMutex, u32, N, &'s ManualClock, u32>>;
+type Sl<'s> = Slot<NoopRawMutex, u32, N, &'s ManualClock, u32>;
+type Rx<'s> = Receiver<&'s Sl<'s>>;
+type Guard<'r, 's> = BatchGuard<'r, u32, N, Duration, Sl<'s>>;
 type ProducerFut<'s> = Pin<Box<dyn Future<Output = ()> + 's>>;
 
 /// Everything the checks need.
@@ -335,7 +337,7 @@ impl<'s> World<'s> {
 }
 
 /// Polls `rx.try_next()` once with the caller's waker.
-fn poll_next<'r, 's>(rx: &'r mut Rx<'s>, waker: &Waker) -> Poll<Option<Result<BatchGuard<'r, u32, N, Duration>, u32>>> {
+fn poll_next<'r, 's>(rx: &'r mut Rx<'s>, waker: &Waker) -> Poll<Option<Result<Guard<'r, 's>, u32>>> {
     let mut fut = core::pin::pin!(rx.try_next());
     fut.as_mut().poll(&mut Context::from_waker(waker))
 }

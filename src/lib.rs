@@ -51,7 +51,7 @@ pub mod timer;
 
 pub use config::{Config, ConfigError, Limits, Unweighted, Weigher};
 #[cfg(feature = "tokio")]
-pub use executor::{Handle, PrefetchExt, PrefetchStream, TryPrefetchStream};
+pub use executor::{Handle, PrefetchExt, PrefetchStream, TokioSlot, TryPrefetchStream};
 pub use executor::{for_each_batch, try_for_each_batch};
 pub use policy::{BatchInfo, FlushReason};
 pub use producer::Producer;

@@ -101,7 +101,10 @@ where
 
     /// The next batch, or the next error from the source, or `None` once the producer is done and
     /// every batch was taken (and forever after).
-    pub async fn try_next<'a>(&'a mut self) -> Option<Result<BatchGuard<'a, T, N, Tm::Instant>, E>>
+    #[allow(clippy::type_complexity)]
+    pub async fn try_next<'a>(
+        &'a mut self,
+    ) -> Option<Result<BatchGuard<'a, T, N, Tm::Instant, Slot<M, T, N, Tm, E>>, E>>
     where
         Slot<M, T, N, Tm, E>: 'a,
     {
@@ -232,7 +235,7 @@ where
     ///     prefetch_batch::testing::join(producer.run(), consume).await;
     /// });
     /// ```
-    pub async fn next<'a>(&'a mut self) -> Option<BatchGuard<'a, T, N, Tm::Instant>>
+    pub async fn next<'a>(&'a mut self) -> Option<BatchGuard<'a, T, N, Tm::Instant, Slot<M, T, N, Tm, Infallible>>>
     where
         Slot<M, T, N, Tm, Infallible>: 'a,
     {
@@ -314,14 +317,17 @@ where
 /// Read it, sort it, `drain(..)` it: it is yours until the guard drops. Dropping the guard drops
 /// the items left in it and hands the buffer back to the producer. [`BatchGuard::take`] moves the
 /// items out instead.
-pub struct BatchGuard<'a, T, const N: usize, I> {
+///
+/// `S` is the slot it came from; the guard is `Send` when the slot is `Sync` (tokio's slot is),
+/// so it can be held across an `.await` in a spawned task.
+pub struct BatchGuard<'a, T, const N: usize, I, S: Release + ?Sized> {
     items: &'a mut Vec<T, N>,
     info: BatchInfo<I>,
-    slot: &'a dyn Release,
+    slot: &'a S,
     index: u8,
 }
 
-impl<T: fmt::Debug, const N: usize, I: fmt::Debug> fmt::Debug for BatchGuard<'_, T, N, I> {
+impl<T: fmt::Debug, const N: usize, I: fmt::Debug, S: Release + ?Sized> fmt::Debug for BatchGuard<'_, T, N, I, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchGuard")
             .field("items", &self.items)
@@ -331,7 +337,9 @@ impl<T: fmt::Debug, const N: usize, I: fmt::Debug> fmt::Debug for BatchGuard<'_,
 }
 
 #[cfg(feature = "defmt")]
-impl<T: defmt::Format, const N: usize, I: defmt::Format> defmt::Format for BatchGuard<'_, T, N, I> {
+impl<T: defmt::Format, const N: usize, I: defmt::Format, S: Release + ?Sized> defmt::Format
+    for BatchGuard<'_, T, N, I, S>
+{
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
@@ -342,7 +350,7 @@ impl<T: defmt::Format, const N: usize, I: defmt::Format> defmt::Format for Batch
     }
 }
 
-impl<T, const N: usize, I: Copy> BatchGuard<'_, T, N, I> {
+impl<T, const N: usize, I: Copy, S: Release + ?Sized> BatchGuard<'_, T, N, I, S> {
     /// Why the batch was emitted, when its first item arrived, and how old that item was when the
     /// batch was handed over.
     pub fn info(&self) -> BatchInfo<I> {
@@ -358,20 +366,20 @@ impl<T, const N: usize, I: Copy> BatchGuard<'_, T, N, I> {
     }
 }
 
-impl<T, const N: usize, I> Deref for BatchGuard<'_, T, N, I> {
+impl<T, const N: usize, I, S: Release + ?Sized> Deref for BatchGuard<'_, T, N, I, S> {
     type Target = Vec<T, N>;
     fn deref(&self) -> &Vec<T, N> {
         self.items
     }
 }
 
-impl<T, const N: usize, I> DerefMut for BatchGuard<'_, T, N, I> {
+impl<T, const N: usize, I, S: Release + ?Sized> DerefMut for BatchGuard<'_, T, N, I, S> {
     fn deref_mut(&mut self) -> &mut Vec<T, N> {
         self.items
     }
 }
 
-impl<T, const N: usize, I> Drop for BatchGuard<'_, T, N, I> {
+impl<T, const N: usize, I, S: Release + ?Sized> Drop for BatchGuard<'_, T, N, I, S> {
     fn drop(&mut self) {
         // Item destructors run here, outside the slot's lock.
         self.items.clear();

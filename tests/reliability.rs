@@ -167,7 +167,7 @@ fn late_timer_jumps_past_several_deadlines() {
             "the source has not ended"
         );
     };
-    let shape = |b: &prefetch_batch::BatchGuard<'_, u32, 4, core::time::Duration>| {
+    let shape = |b: &prefetch_batch::BatchGuard<'_, u32, 4, core::time::Duration, _>| {
         (b.to_vec(), b.info().reason, b.info().first_at, b.info().age)
     };
 

@@ -170,3 +170,36 @@ async fn config_error_surfaces_before_spawning() {
         "max_items (5) must not exceed the batch capacity N (4)"
     );
 }
+
+/// Guards are `Send` on tokio: a spawned task can hold one across an `.await` (a database round
+/// trip), and producer and consumer can share one spawned task over a `TokioSlot`.
+#[tokio::test(start_paused = true)]
+async fn guards_cross_awaits_in_spawned_tasks() {
+    let mut batches = futures_util::stream::iter(0..10u32)
+        .prefetch_batches::<4>(Config::new())
+        .unwrap();
+    let total = tokio::spawn(async move {
+        let mut total = 0;
+        while let Some(batch) = batches.next_batch().await {
+            tokio::time::sleep(ms(1)).await; // the "round trip", guard held
+            total += batch.len();
+        }
+        total
+    });
+    assert_eq!(total.await.unwrap(), 10);
+
+    let in_task = tokio::spawn(async {
+        let slot = prefetch_batch::TokioSlot::<u32, 4>::new(TokioTimer);
+        let mut seen = 0;
+        let (producer, mut rx) = slot.split(futures_util::stream::iter(0..10u32), Config::new()).unwrap();
+        prefetch_batch::executor::join(producer.run(), async {
+            while let Some(batch) = rx.next().await {
+                tokio::time::sleep(ms(1)).await;
+                seen += batch.len();
+            }
+        })
+        .await;
+        seen
+    });
+    assert_eq!(in_task.await.unwrap(), 10);
+}

@@ -45,6 +45,11 @@ pub async fn join<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
 ///
 /// One task, no spawn, no allocation: works on tokio, embassy, or any `block_on`.
 ///
+/// The future is not `Send` (its slot is local and unlocked), and rustc cannot yet prove an
+/// async-closure handler's future `Send` either: inside `tokio::spawn`, use
+/// [`PrefetchExt::prefetch_batches`](crate::PrefetchExt::prefetch_batches), or
+/// [`Slot::split`] a `TokioSlot` and [`join`] the producer with a `while let` loop.
+///
 /// ```
 /// use core::time::Duration;
 /// use prefetch_batch::{Config, for_each_batch, timer::ManualClock};
@@ -71,7 +76,7 @@ where
     S: Stream,
     W: Weigher<S::Item>,
     Tm: Timer,
-    F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant>),
+    F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant, Slot<NoopRawMutex, S::Item, N, Tm>>),
 {
     let slot = Slot::<NoopRawMutex, S::Item, N, Tm, Infallible>::new(timer);
     for_each_batch_in(&slot, source, config, handler).await
@@ -109,7 +114,7 @@ where
     S: Stream,
     W: Weigher<S::Item>,
     Tm: Timer,
-    F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant>),
+    F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant, Slot<M, S::Item, N, Tm>>),
 {
     let producer = Producer::<_, _, _, Plain>::new(slot, source, config)?;
     let mut rx = Receiver::new(slot)?;
@@ -134,7 +139,7 @@ where
     S: Stream<Item = Result<T, E>>,
     W: Weigher<T>,
     Tm: Timer,
-    F: AsyncFnMut(Result<BatchGuard<'_, T, N, Tm::Instant>, E>),
+    F: AsyncFnMut(Result<BatchGuard<'_, T, N, Tm::Instant, Slot<NoopRawMutex, T, N, Tm, E>>, E>),
 {
     let slot = Slot::<NoopRawMutex, T, N, Tm, E>::new(timer);
     let producer = Producer::<_, _, _, Fallible>::new(&slot, source, config)?;

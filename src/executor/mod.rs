@@ -17,6 +17,6 @@ pub use in_task::{for_each_batch, for_each_batch_in, join, try_for_each_batch};
 #[cfg(feature = "tokio")]
 mod tokio;
 #[cfg(feature = "tokio")]
-pub use self::tokio::{Handle, PrefetchExt, PrefetchStream, TryPrefetchStream};
+pub use self::tokio::{Handle, PrefetchExt, PrefetchStream, TokioSlot, TryPrefetchStream};
 
 pub mod embassy;

@@ -21,7 +21,10 @@ use crate::stats::Stats;
 use crate::std_mutex::StdRawMutex;
 use crate::timer::TokioTimer;
 
-type SharedSlot<T, const N: usize, E> = Arc<Slot<StdRawMutex, T, N, TokioTimer, E>>;
+/// The slot the tokio adapter shares between its producer task and the stream.
+pub type TokioSlot<T, const N: usize, E = Infallible> = Slot<StdRawMutex, T, N, TokioTimer, E>;
+
+type SharedSlot<T, const N: usize, E> = Arc<TokioSlot<T, N, E>>;
 
 /// Batches with prefetch on tokio: `stream.prefetch_batches::<N>(config)`.
 ///
@@ -165,7 +168,9 @@ impl<T: Send + 'static, const N: usize> PrefetchStream<T, N> {
     common_methods!(Infallible);
 
     /// The next batch, lent without copying; see [`Receiver::next`].
-    pub async fn next_batch(&mut self) -> Option<BatchGuard<'_, T, N, tokio::time::Instant>> {
+    pub async fn next_batch(
+        &mut self,
+    ) -> Option<BatchGuard<'_, T, N, tokio::time::Instant, TokioSlot<T, N, Infallible>>> {
         self.0.rx.next().await
     }
 }
@@ -177,7 +182,10 @@ impl<T: Send + 'static, const N: usize, E: Send + 'static> TryPrefetchStream<T, 
     common_methods!(E);
 
     /// The next batch or error, lent without copying; see [`Receiver::try_next`].
-    pub async fn try_next_batch(&mut self) -> Option<Result<BatchGuard<'_, T, N, tokio::time::Instant>, E>> {
+    #[allow(clippy::type_complexity)]
+    pub async fn try_next_batch(
+        &mut self,
+    ) -> Option<Result<BatchGuard<'_, T, N, tokio::time::Instant, TokioSlot<T, N, E>>, E>> {
         self.0.rx.try_next().await
     }
 }
