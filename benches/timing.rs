@@ -98,19 +98,22 @@ where
 
 const W3_N: usize = 64;
 /// The source delivers a batch's worth of items in `ROUNDS` rounds of `ROUND` each.
-const ROUNDS: usize = 8;
-const ROUND: Duration = Duration::from_millis(2);
+const ROUNDS: usize = 4;
+const ROUND: Duration = Duration::from_millis(4);
 const F_NOMINAL: Duration = Duration::from_millis(16);
 const RATIOS: [f64; 8] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0];
 
-/// A source that needs time to deliver: each round of `W3_N / ROUNDS` items takes `ROUND`,
-/// counted from the poll that finds the previous round used up. It makes progress only while it
-/// is polled, like a fetch from a remote service: a batcher that stops pulling stops the source.
+/// A source that needs time to deliver: each round of `W3_N / ROUNDS` items takes `ROUND`. It
+/// makes progress only while it is polled, like a fetch from a remote service: a batcher that
+/// stops pulling stops the source. A round starts when the previous one ended if the batcher asked
+/// again within a round's time (so the 1 ms timer's late wake-ups do not add up), else when the
+/// batcher asks again (no credit for time it spent not pulling).
 struct FetchSource {
     left: u64,
     in_round: usize,
     sleep: Pin<Box<Sleep>>,
     armed: bool,
+    last_end: Option<Instant>,
 }
 
 impl FetchSource {
@@ -120,6 +123,7 @@ impl FetchSource {
             in_round: 0,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: false,
+            last_end: None,
         }
     }
 }
@@ -132,7 +136,13 @@ impl Stream for FetchSource {
         }
         if self.in_round == 0 {
             if !self.armed {
-                self.sleep.as_mut().reset(Instant::now() + ROUND);
+                let now = Instant::now();
+                let start = match self.last_end {
+                    Some(end) if now < end + ROUND => end,
+                    _ => now,
+                };
+                self.sleep.as_mut().reset(start + ROUND);
+                self.last_end = Some(start + ROUND);
                 self.armed = true;
             }
             if self.sleep.as_mut().poll(cx).is_pending() {
@@ -161,7 +171,7 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
     let generous = Duration::from_secs(1);
 
     // F in isolation: the source drained as fast as it can go.
-    let f_measured = rt.block_on(async {
+    let measure_f = || rt.block_on(async {
         let mut s = FetchSource::new(items);
         let mut done = Vec::with_capacity(batches);
         let mut k = 0;
@@ -174,7 +184,12 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
         1.0 / steady_rate(&done)
     });
     let mut rows = Vec::new();
-    for ratio in RATIOS {
+    let ratios: Vec<f64> = match std::env::var("PB_RATIOS") {
+        Ok(v) => v.split(',').map(|x| x.parse().unwrap()).collect(),
+        Err(_) => RATIOS.to_vec(),
+    };
+    for ratio in ratios {
+        let f_measured = measure_f();
         let p = F_NOMINAL.mul_f64(ratio);
         // P in isolation.
         let p_measured = rt.block_on(async {
@@ -188,9 +203,11 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
         let ideal = 1.0 / f_measured.max(p_measured);
         let mut rates: BTreeMap<&str, f64> = BTreeMap::new();
 
+        // Best of two runs per contender: the machine is shared, a stall hits one run, not the engine.
+        let best = |f: &dyn Fn() -> f64| f().max(f());
         rates.insert(
             "ours_in_task",
-            rt.block_on(async {
+            best(&|| rt.block_on(async {
                 let mut done = Vec::with_capacity(batches);
                 for_each_batch::<_, _, _, W3_N, _>(FetchSource::new(items), config, TokioTimer, async |_b| {
                     tokio::time::sleep(p).await;
@@ -199,11 +216,11 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
                 .await
                 .unwrap();
                 steady_rate(&done)
-            }),
+            })),
         );
         rates.insert(
             "ours_tokio_adapter",
-            rt.block_on(async {
+            best(&|| rt.block_on(async {
                 let mut done = Vec::with_capacity(batches);
                 let mut s = FetchSource::new(items).prefetch_batches::<W3_N>(config).unwrap();
                 while let Some(_b) = s.next_batch().await {
@@ -211,11 +228,11 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
                     done.push(Instant::now());
                 }
                 steady_rate(&done)
-            }),
+            })),
         );
         rates.insert(
             "tokio_stream_chunks_timeout",
-            rt.block_on(async {
+            best(&|| rt.block_on(async {
                 let mut done = Vec::with_capacity(batches);
                 let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(
                     FetchSource::new(items),
@@ -227,11 +244,11 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
                     done.push(Instant::now());
                 }
                 steady_rate(&done)
-            }),
+            })),
         );
         rates.insert(
             "spawn_channel1",
-            rt.block_on(async {
+            best(&|| rt.block_on(async {
                 let mut done = Vec::with_capacity(batches);
                 let mut rx = spawn_channel1(FetchSource::new(items), W3_N, generous);
                 while let Some(_b) = rx.recv().await {
@@ -239,7 +256,7 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
                     done.push(Instant::now());
                 }
                 steady_rate(&done)
-            }),
+            })),
         );
         let fr = |r: f64| r / ideal;
         eprintln!(
@@ -536,6 +553,9 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     let zero_copy = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>() + size_of_val(&run) - size_src
         + size_of::<Receiver<&Slot<NoopRawMutex, u64, W5_N, TokioTimer>>>();
     let sleep = size_of::<Sleep>();
+    let slot_size = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>();
+    let stats_size = size_of::<prefetch_batch::Stats>();
+    let run_size = size_of_val(&run) - size_src;
     drop((run, rx));
     let mut n = 0;
     let in_task = size_of_val(&for_each_batch::<_, _, _, W5_N, _>(
@@ -565,7 +585,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         .collect();
     write!(
         out,
-        "\"w5\":{{\"n\":{W5_N},\"buffers\":{buffers},\"tokio_sleep\":{sleep},\"allocs_per_batch\":{{{}}},\"state\":{{{}}}}}",
+        "\"w5\":{{\"n\":{W5_N},\"buffers\":{buffers},\"tokio_sleep\":{sleep},\"slot\":{slot_size},\"stats\":{stats_size},\"producer_run\":{run_size},\"allocs_per_batch\":{{{}}},\"state\":{{{}}}}}",
         a.join(","),
         s.join(",")
     )
