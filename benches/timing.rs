@@ -592,7 +592,62 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     .unwrap();
 }
 
+/// One run of a workload 1 contender, for instruction counts under callgrind:
+/// `timing w1-one CONTENDER ITEMS` (see `scripts/bench-callgrind`).
+fn w1_one(name: &str, items: u64) {
+    let rt = runtime();
+    let config = Config::new().max_wait(Duration::from_secs(1));
+    let generous = Duration::from_secs(1);
+    let src = futures_util::stream::iter(0..items);
+    let sum = |b: &[u64]| b.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+    let acc = rt.block_on(async {
+        let mut acc = 0u64;
+        match name {
+            "ours_in_task" => {
+                for_each_batch::<_, _, _, W5_N, _>(src, config, TokioTimer, async |b| acc = acc.wrapping_add(sum(&b)))
+                    .await
+                    .unwrap();
+            }
+            "ours_zero_copy" => {
+                let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
+                let (producer, mut rx) = slot.split(src, config).unwrap();
+                prefetch_batch::executor::join(producer.run(), async {
+                    while let Some(b) = rx.next().await {
+                        acc = acc.wrapping_add(sum(&b));
+                    }
+                })
+                .await;
+            }
+            "tokio_stream_chunks_timeout" => {
+                let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(src, W5_N, generous));
+                while let Some(b) = s.next().await {
+                    acc = acc.wrapping_add(sum(&b));
+                }
+            }
+            "futures_batch_chunks_timeout" => {
+                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(src, W5_N, generous));
+                while let Some(b) = s.next().await {
+                    acc = acc.wrapping_add(sum(&b));
+                }
+            }
+            "futures_util_ready_chunks" => {
+                let mut s = src.ready_chunks(W5_N);
+                while let Some(b) = s.next().await {
+                    acc = acc.wrapping_add(sum(&b));
+                }
+            }
+            other => panic!("unknown contender {other}"),
+        }
+        acc
+    });
+    std::hint::black_box(acc);
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("w1-one") {
+        return w1_one(&args[2], args[3].parse().unwrap());
+    }
     // `cargo bench` passes `--bench`; a filter argument picks workloads: w3, w4, w5.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |w: &str| filter.is_empty() || filter.iter().any(|f| f == w);

@@ -68,6 +68,7 @@ where
             own: None,
             fill: Fill::new(),
             armed: None,
+            spilled: false,
             pushed: false,
             closing: false,
             done: false,
@@ -102,6 +103,9 @@ where
     fill: Fill<<R::Target as SlotTypes>::Instant>,
     /// The instant the sleep future is armed for.
     armed: Option<<R::Target as SlotTypes>::Instant>,
+    /// Whether this producer parked an item in the slot's spill (only it ever does), so the hot
+    /// loop takes the slot's lock for the spill only when there may be one.
+    spilled: bool,
     /// Items arrived since the source last returned `Pending`.
     pushed: bool,
     closing: bool,
@@ -177,11 +181,14 @@ where
         self.closing |= control.closed;
         loop {
             // An item that found no room waits in the slot; it goes first.
-            if let Some(x) = self.slot.take_spill() {
-                if let Err(x) = self.place(x, cx) {
-                    self.slot.put_spill(x);
-                    return Poll::Pending;
+            if self.spilled {
+                if let Some(x) = self.slot.take_spill() {
+                    if let Err(x) = self.place(x, cx) {
+                        self.slot.put_spill(x);
+                        return Poll::Pending;
+                    }
                 }
+                self.spilled = false;
             }
             if self.closing {
                 return self.finish(FlushReason::Close);
@@ -198,6 +205,7 @@ where
                 Poll::Ready(Some(item)) => {
                     if let Err(x) = self.place(K::split(item), cx) {
                         self.slot.put_spill(x);
+                        self.spilled = true;
                     }
                 }
                 Poll::Ready(None) => return self.finish(FlushReason::End),
@@ -211,6 +219,7 @@ where
     }
 
     /// Places an item or an error; hands it back if there is no room (the waker is registered).
+    #[inline(always)]
     fn place(&mut self, x: Result<T, E>, cx: &mut Context<'_>) -> Result<(), Result<T, E>> {
         match x {
             Ok(item) => self.place_item(item, cx).map_err(Ok),
@@ -218,6 +227,7 @@ where
         }
     }
 
+    #[inline(always)]
     fn place_item(&mut self, item: T, cx: &mut Context<'_>) -> Result<(), T> {
         let w = self.weigher.weigh(&item);
         let mut item = item;

@@ -68,6 +68,9 @@ struct State<T, I, E> {
     consumer_waker: WakerRegistration,
     consumer_waiting_since: Option<I>,
     producer_waiting_since: Option<I>,
+    /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
+    /// again while this changes, instead of a round trip through the executor.
+    handoffs: u32,
     stats: Stats,
 }
 
@@ -204,6 +207,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 consumer_waker: WakerRegistration::new(),
                 consumer_waiting_since: None,
                 producer_waiting_since: None,
+                handoffs: 0,
                 stats: Stats::new(),
             })),
             timer,
@@ -408,6 +412,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             });
             s.push_back(i);
             s.open = if open { Some(i) } else { None };
+            s.handoffs = s.handoffs.wrapping_add(1);
             s.consumer_waker.wake();
         });
     }
@@ -416,6 +421,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn unclaim(&self, i: u8) {
         self.with(|s| {
             s.role[i as usize] = Role::Free;
+            s.handoffs = s.handoffs.wrapping_add(1);
             s.producer_waker.wake();
         });
     }
@@ -436,6 +442,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             s.producer = Attach::Gone;
             s.open = None;
+            s.handoffs = s.handoffs.wrapping_add(1);
             s.consumer_waker.wake();
         });
     }
@@ -541,8 +548,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             } else {
                 s.role[i as usize] = Role::Free;
             }
+            s.handoffs = s.handoffs.wrapping_add(1);
             s.producer_waker.wake();
         });
+    }
+
+    /// How many handoffs happened so far (wrapping); see [`State::handoffs`].
+    pub(crate) fn handoffs(&self) -> u32 {
+        self.with(|s| s.handoffs)
     }
 
     /// Closes the slot and moves every ready item, and a parked one, into a [`Remainder`], oldest
