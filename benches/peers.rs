@@ -39,7 +39,10 @@ fn sum(items: &[u64]) -> u64 {
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
 }
 
 /// Workload 1: an always-ready source, N = 64, a generous `max_wait`.
@@ -102,7 +105,11 @@ fn ready_source(c: &mut Criterion) {
     g.bench_function("futures_batch_chunks_timeout", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut s = std::pin::pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(source(n), N, MAX_WAIT));
+                let mut s = std::pin::pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
+                    source(n),
+                    N,
+                    MAX_WAIT
+                ));
                 let mut acc = 0u64;
                 while let Some(batch) = futures_util::StreamExt::next(&mut s).await {
                     acc = acc.wrapping_add(sum(&batch));

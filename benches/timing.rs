@@ -56,7 +56,10 @@ fn quick() -> bool {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
 }
 
 /// The hand-rolled batcher users write today: a spawned task fills a `Vec` (deadline from its
@@ -171,18 +174,20 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
     let generous = Duration::from_secs(1);
 
     // F in isolation: the source drained as fast as it can go.
-    let measure_f = || rt.block_on(async {
-        let mut s = FetchSource::new(items);
-        let mut done = Vec::with_capacity(batches);
-        let mut k = 0;
-        while s.next().await.is_some() {
-            k += 1;
-            if k % W3_N == 0 {
-                done.push(Instant::now());
+    let measure_f = || {
+        rt.block_on(async {
+            let mut s = FetchSource::new(items);
+            let mut done = Vec::with_capacity(batches);
+            let mut k = 0;
+            while s.next().await.is_some() {
+                k += 1;
+                if k % W3_N == 0 {
+                    done.push(Instant::now());
+                }
             }
-        }
-        1.0 / steady_rate(&done)
-    });
+            1.0 / steady_rate(&done)
+        })
+    };
     let mut rows = Vec::new();
     let ratios: Vec<f64> = match std::env::var("PB_RATIOS") {
         Ok(v) => v.split(',').map(|x| x.parse().unwrap()).collect(),
@@ -207,56 +212,64 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
         let best = |f: &dyn Fn() -> f64| f().max(f());
         rates.insert(
             "ours_in_task",
-            best(&|| rt.block_on(async {
-                let mut done = Vec::with_capacity(batches);
-                for_each_batch::<_, _, _, W3_N, _>(FetchSource::new(items), config, TokioTimer, async |_b| {
-                    tokio::time::sleep(p).await;
-                    done.push(Instant::now());
+            best(&|| {
+                rt.block_on(async {
+                    let mut done = Vec::with_capacity(batches);
+                    for_each_batch::<_, _, _, W3_N, _>(FetchSource::new(items), config, TokioTimer, async |_b| {
+                        tokio::time::sleep(p).await;
+                        done.push(Instant::now());
+                    })
+                    .await
+                    .unwrap();
+                    steady_rate(&done)
                 })
-                .await
-                .unwrap();
-                steady_rate(&done)
-            })),
+            }),
         );
         rates.insert(
             "ours_tokio_adapter",
-            best(&|| rt.block_on(async {
-                let mut done = Vec::with_capacity(batches);
-                let mut s = FetchSource::new(items).prefetch_batches::<W3_N>(config).unwrap();
-                while let Some(_b) = s.next_batch().await {
-                    tokio::time::sleep(p).await;
-                    done.push(Instant::now());
-                }
-                steady_rate(&done)
-            })),
+            best(&|| {
+                rt.block_on(async {
+                    let mut done = Vec::with_capacity(batches);
+                    let mut s = FetchSource::new(items).prefetch_batches::<W3_N>(config).unwrap();
+                    while let Some(_b) = s.next_batch().await {
+                        tokio::time::sleep(p).await;
+                        done.push(Instant::now());
+                    }
+                    steady_rate(&done)
+                })
+            }),
         );
         rates.insert(
             "tokio_stream_chunks_timeout",
-            best(&|| rt.block_on(async {
-                let mut done = Vec::with_capacity(batches);
-                let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(
-                    FetchSource::new(items),
-                    W3_N,
-                    generous
-                ));
-                while let Some(_b) = s.next().await {
-                    tokio::time::sleep(p).await;
-                    done.push(Instant::now());
-                }
-                steady_rate(&done)
-            })),
+            best(&|| {
+                rt.block_on(async {
+                    let mut done = Vec::with_capacity(batches);
+                    let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(
+                        FetchSource::new(items),
+                        W3_N,
+                        generous
+                    ));
+                    while let Some(_b) = s.next().await {
+                        tokio::time::sleep(p).await;
+                        done.push(Instant::now());
+                    }
+                    steady_rate(&done)
+                })
+            }),
         );
         rates.insert(
             "spawn_channel1",
-            best(&|| rt.block_on(async {
-                let mut done = Vec::with_capacity(batches);
-                let mut rx = spawn_channel1(FetchSource::new(items), W3_N, generous);
-                while let Some(_b) = rx.recv().await {
-                    tokio::time::sleep(p).await;
-                    done.push(Instant::now());
-                }
-                steady_rate(&done)
-            })),
+            best(&|| {
+                rt.block_on(async {
+                    let mut done = Vec::with_capacity(batches);
+                    let mut rx = spawn_channel1(FetchSource::new(items), W3_N, generous);
+                    while let Some(_b) = rx.recv().await {
+                        tokio::time::sleep(p).await;
+                        done.push(Instant::now());
+                    }
+                    steady_rate(&done)
+                })
+            }),
         );
         let fr = |r: f64| r / ideal;
         eprintln!(
@@ -504,7 +517,11 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         "futures_batch_chunks_timeout",
         per_batch(rt, |rt, k| {
             rt.block_on(async {
-                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(src(k), W5_N, generous));
+                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
+                    src(k),
+                    W5_N,
+                    generous
+                ));
                 let mut n = 0;
                 while let Some(_b) = s.next().await {
                     n += 1;
@@ -576,7 +593,10 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         ("futures_util_ready_chunks", rc, 2 * vec_heap),
     ];
     for (k, i, h) in &sizes {
-        eprintln!("w5 state: {k} inline={i} heap={h} overhead={}", *i as i64 + *h as i64 - buffers as i64);
+        eprintln!(
+            "w5 state: {k} inline={i} heap={h} overhead={}",
+            *i as i64 + *h as i64 - buffers as i64
+        );
     }
     let a: Vec<String> = allocs.iter().map(|(k, v)| format!("\"{k}\":{v:.3}")).collect();
     let s: Vec<String> = sizes
@@ -625,7 +645,9 @@ fn w1_one(name: &str, items: u64) {
                 }
             }
             "futures_batch_chunks_timeout" => {
-                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(src, W5_N, generous));
+                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
+                    src, W5_N, generous
+                ));
                 while let Some(b) = s.next().await {
                     acc = acc.wrapping_add(sum(&b));
                 }

@@ -89,6 +89,86 @@ where
     }
 }
 
+/// How a [`fast_fill`] burst ended.
+enum Burst<T, E> {
+    /// The batch reached `max_items`: publish it.
+    Full,
+    /// The batch's deadline passed during the burst: publish it.
+    Deadline,
+    /// The source gave something the general path handles (an error, the end, `Pending`).
+    Other {
+        pushed: bool,
+        next: Poll<Option<Result<T, E>>>,
+    },
+}
+
+/// The hot loop: appends items to the producer's non-empty buffer while the source is ready and
+/// the batch has room, with no weight limit. Same rules as `place_item`, without the per-item
+/// bookkeeping that only matters for the first item, for weights, or across buffers.
+#[inline(always)]
+fn fast_fill<S, K, T, E, const N: usize, Tm>(
+    buf: &mut heapless::Vec<T, N>,
+    limits: &Limits,
+    fill: &mut Fill<Tm::Instant>,
+    timer: &Tm,
+    mut source: Pin<&mut S>,
+    cx: &mut Context<'_>,
+) -> Burst<T, E>
+where
+    S: Stream,
+    K: ItemKind<S::Item, Item = T, Error = E>,
+    Tm: Timer,
+{
+    let max = limits.max_items;
+    let mut pushed = false;
+    loop {
+        match source.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => match K::split(item) {
+                Ok(item) => {
+                    if let Err(item) = buf.push(item) {
+                        // Unreachable while `max_items <= N`; the general path stays total.
+                        return Burst::Other {
+                            pushed,
+                            next: Poll::Ready(Some(Ok(item))),
+                        };
+                    }
+                    pushed = true;
+                    if buf.len() >= max {
+                        return Burst::Full;
+                    }
+                    if let Some(deadline) = fill.deadline {
+                        fill.burst += 1;
+                        if fill.burst >= DEADLINE_CHECK_EVERY {
+                            fill.burst = 0;
+                            if timer.now() >= deadline {
+                                return Burst::Deadline;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    return Burst::Other {
+                        pushed,
+                        next: Poll::Ready(Some(Err(error))),
+                    };
+                }
+            },
+            Poll::Ready(None) => {
+                return Burst::Other {
+                    pushed,
+                    next: Poll::Ready(None),
+                };
+            }
+            Poll::Pending => {
+                return Burst::Other {
+                    pushed,
+                    next: Poll::Pending,
+                };
+            }
+        }
+    }
+}
+
 /// The producer's state apart from the source: what the policy needs between polls.
 struct Engine<R, W, K>
 where
@@ -201,9 +281,45 @@ where
                     Room::None => return Poll::Pending,
                 }
             }
-            match source.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    if let Err(x) = self.place(K::split(item), cx) {
+            let next = match (self.own, self.limits.max_weight) {
+                (Some(i), None) => {
+                    // SAFETY: buffer `i` is this producer's (`Filling`) until it publishes it.
+                    let buf = unsafe { self.slot.buf_mut(i) };
+                    if buf.is_empty() {
+                        // The first item of a batch takes the general path: it stamps the batch.
+                        source.as_mut().poll_next(cx).map(|o| o.map(K::split))
+                    } else {
+                        let timer = self.slot.timer();
+                        match fast_fill::<S, K, T, E, N, Tm>(
+                            buf,
+                            &self.limits,
+                            &mut self.fill,
+                            timer,
+                            source.as_mut(),
+                            cx,
+                        ) {
+                            Burst::Full => {
+                                self.pushed = true;
+                                self.publish_own(FlushReason::Full);
+                                continue;
+                            }
+                            Burst::Deadline => {
+                                self.pushed = true;
+                                self.publish_own(FlushReason::Deadline);
+                                continue;
+                            }
+                            Burst::Other { pushed, next } => {
+                                self.pushed |= pushed;
+                                next
+                            }
+                        }
+                    }
+                }
+                _ => source.as_mut().poll_next(cx).map(|o| o.map(K::split)),
+            };
+            match next {
+                Poll::Ready(Some(x)) => {
+                    if let Err(x) = self.place(x, cx) {
                         self.slot.put_spill(x);
                         self.spilled = true;
                     }

@@ -16,11 +16,10 @@
 use core::cell::{RefCell, UnsafeCell};
 use core::convert::Infallible;
 use core::fmt;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Vec;
 
 use crate::config::Limits;
@@ -64,14 +63,43 @@ struct State<T, I, E> {
     flush: bool,
     producer: Attach,
     receiver: Attach,
-    producer_waker: WakerRegistration,
-    consumer_waker: WakerRegistration,
+    producer_waker: Registration,
+    consumer_waker: Registration,
     consumer_waiting_since: Option<I>,
     producer_waiting_since: Option<I>,
     /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
     /// again while this changes, instead of a round trip through the executor.
     handoffs: u32,
+    /// Set while the in-task driver polls both halves in one task: a handoff's wake-up would be
+    /// for that same task, which polls again by itself while handoffs happen, so it is skipped.
+    driven: bool,
     stats: Stats,
+}
+
+/// One party's waker: the producer's or the consumer's.
+///
+/// Unlike embassy-sync's `WakerRegistration`, registering does not wake the waker it replaces. Each
+/// registration belongs to one party, which registers again on every poll, so the waker replaced is
+/// that party's own older one. And some runtimes' wakers are not `will_wake` with their own clones
+/// (tokio's `block_on` waker, for one): waking the replaced waker there made every poll schedule
+/// another, spurious poll of the task.
+struct Registration(Option<Waker>);
+
+impl Registration {
+    const fn new() -> Self {
+        Self(None)
+    }
+    fn register(&mut self, waker: &Waker) {
+        match &mut self.0 {
+            Some(old) => old.clone_from(waker),
+            None => self.0 = Some(waker.clone()),
+        }
+    }
+    fn wake(&mut self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +110,20 @@ enum Attach {
 }
 
 impl<T, I, E> State<T, I, E> {
+    /// A batch or the end was handed to the consumer.
+    fn handoff_to_consumer(&mut self) {
+        self.handoffs = self.handoffs.wrapping_add(1);
+        if !self.driven {
+            self.consumer_waker.wake();
+        }
+    }
+    /// A buffer was handed back to the producer.
+    fn handoff_to_producer(&mut self) {
+        self.handoffs = self.handoffs.wrapping_add(1);
+        if !self.driven {
+            self.producer_waker.wake();
+        }
+    }
     fn push_back(&mut self, i: u8) {
         self.queue[self.queued as usize] = i;
         self.queued += 1;
@@ -203,11 +245,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 flush: false,
                 producer: Attach::None,
                 receiver: Attach::None,
-                producer_waker: WakerRegistration::new(),
-                consumer_waker: WakerRegistration::new(),
+                producer_waker: Registration::new(),
+                consumer_waker: Registration::new(),
                 consumer_waiting_since: None,
                 producer_waiting_since: None,
                 handoffs: 0,
+                driven: false,
                 stats: Stats::new(),
             })),
             timer,
@@ -412,8 +455,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             });
             s.push_back(i);
             s.open = if open { Some(i) } else { None };
-            s.handoffs = s.handoffs.wrapping_add(1);
-            s.consumer_waker.wake();
+            s.handoff_to_consumer();
         });
     }
 
@@ -421,8 +463,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn unclaim(&self, i: u8) {
         self.with(|s| {
             s.role[i as usize] = Role::Free;
-            s.handoffs = s.handoffs.wrapping_add(1);
-            s.producer_waker.wake();
+            s.handoff_to_producer();
         });
     }
 
@@ -442,8 +483,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             s.producer = Attach::Gone;
             s.open = None;
-            s.handoffs = s.handoffs.wrapping_add(1);
-            s.consumer_waker.wake();
+            s.handoff_to_consumer();
         });
     }
 
@@ -479,7 +519,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.entry[i as usize] = None;
                 s.role[i as usize] = Role::Free;
                 s.stats.errors += 1;
-                s.producer_waker.wake();
+                s.handoff_to_producer();
                 return Poll::Ready(Some(Err(error)));
             }
             s.role[i as usize] = Role::Lent;
@@ -544,18 +584,23 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 });
                 s.role[i as usize] = Role::Ready;
                 s.push_front(i);
-                s.consumer_waker.wake();
+                s.handoff_to_consumer();
             } else {
                 s.role[i as usize] = Role::Free;
             }
-            s.handoffs = s.handoffs.wrapping_add(1);
-            s.producer_waker.wake();
+            s.handoff_to_producer();
         });
     }
 
     /// How many handoffs happened so far (wrapping); see [`State::handoffs`].
     pub(crate) fn handoffs(&self) -> u32 {
         self.with(|s| s.handoffs)
+    }
+
+    /// The in-task driver starts (`true`) or ends (`false`) polling both halves; see
+    /// [`State::driven`].
+    pub(crate) fn set_driven(&self, driven: bool) {
+        self.with(|s| s.driven = driven);
     }
 
     /// Closes the slot and moves every ready item, and a parked one, into a [`Remainder`], oldest

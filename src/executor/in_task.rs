@@ -58,7 +58,12 @@ where
     let mut b = pin!(b);
     let (mut a_done, mut b_done) = (false, false);
     poll_fn(|cx| {
-        for _ in 0..ROUNDS_PER_POLL {
+        // Handoffs between the halves skip their wake-ups while we poll: we poll again ourselves
+        // after any round that had one.
+        slot.set_driven(true);
+        let mut rounds = 0;
+        let poll = loop {
+            rounds += 1;
             let before = slot.handoffs();
             // The producer goes first so a batch it completes is taken in the same round.
             if !a_done {
@@ -68,13 +73,19 @@ where
                 b_done = b.as_mut().poll(cx).is_ready();
             }
             if a_done && b_done {
-                return Poll::Ready(());
+                break Poll::Ready(());
             }
             if slot.handoffs() == before {
-                break;
+                break Poll::Pending;
             }
-        }
-        Poll::Pending
+            if rounds == ROUNDS_PER_POLL {
+                // Still handing over: yield to the executor, and come straight back.
+                cx.waker().wake_by_ref();
+                break Poll::Pending;
+            }
+        };
+        slot.set_driven(false);
+        poll
     })
     .await
 }
