@@ -65,8 +65,8 @@ struct State<T, I, E> {
     receiver: Attach,
     producer_waker: Registration,
     consumer_waker: Registration,
-    consumer_waiting_since: Option<I>,
-    producer_waiting_since: Option<I>,
+    consumer_waiting: Wait<I>,
+    producer_waiting: Wait<I>,
     /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
     /// again while this changes, instead of a round trip through the executor.
     handoffs: u32,
@@ -83,23 +83,50 @@ struct State<T, I, E> {
 /// that party's own older one. And some runtimes' wakers are not `will_wake` with their own clones
 /// (tokio's `block_on` waker, for one): waking the replaced waker there made every poll schedule
 /// another, spurious poll of the task.
-struct Registration(Option<Waker>);
+///
+/// While the in-task driver polls both halves (`driven`), the task's waker is the same for every
+/// round of that poll, so it is registered once per poll, not once per round: a waker that is not
+/// `will_wake` with its clone would otherwise be cloned and dropped (two atomic operations) each time.
+struct Registration {
+    waker: Option<Waker>,
+    /// Registered during the in-task driver's current poll.
+    this_poll: bool,
+}
 
 impl Registration {
     const fn new() -> Self {
-        Self(None)
+        Self {
+            waker: None,
+            this_poll: false,
+        }
     }
-    fn register(&mut self, waker: &Waker) {
-        match &mut self.0 {
+    fn register(&mut self, waker: &Waker, driven: bool) {
+        if driven && self.this_poll {
+            return;
+        }
+        self.this_poll = driven;
+        match &mut self.waker {
             Some(old) => old.clone_from(waker),
-            None => self.0 = Some(waker.clone()),
+            None => self.waker = Some(waker.clone()),
         }
     }
     fn wake(&mut self) {
-        if let Some(waker) = self.0.take() {
+        self.this_poll = false;
+        if let Some(waker) = self.waker.take() {
             waker.wake();
         }
     }
+}
+
+/// Whether a side is waiting for the other, and since when (for [`Stats`]' waiting times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait<I> {
+    No,
+    /// Began while the in-task driver polls both halves: stamped when that poll ends, if the wait
+    /// is still on, so a wait that the other half ends within the same poll costs no clock read
+    /// and counts as zero (the other half was working, nothing was waited for).
+    Unstamped,
+    Since(I),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,8 +274,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 receiver: Attach::None,
                 producer_waker: Registration::new(),
                 consumer_waker: Registration::new(),
-                consumer_waiting_since: None,
-                producer_waiting_since: None,
+                consumer_waiting: Wait::No,
+                producer_waiting: Wait::No,
                 handoffs: 0,
                 driven: false,
                 stats: Stats::new(),
@@ -341,7 +368,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// flush, close or hand-back reaches it wherever it is waiting (source, timer or buffer).
     pub(crate) fn control(&self, cx: &mut Context<'_>) -> Control {
         self.with(|s| {
-            s.producer_waker.register(cx.waker());
+            s.producer_waker.register(cx.waker(), s.driven);
             Control {
                 closed: s.closed,
                 flush: core::mem::take(&mut s.flush),
@@ -373,16 +400,16 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.role[i as usize] = Role::Filling;
                 // A new batch starts: the older ready one must not take later items.
                 s.open = None;
-                if let Some(since) = s.producer_waiting_since.take() {
+                if let Wait::Since(since) = core::mem::replace(&mut s.producer_waiting, Wait::No) {
                     let waited = self.timer.since(self.timer.now(), since);
                     s.stats.producer_waited += waited;
                 }
                 Room::Own(i)
             }
             None => {
-                s.producer_waker.register(cx.waker());
-                if s.producer_waiting_since.is_none() {
-                    s.producer_waiting_since = Some(self.timer.now());
+                s.producer_waker.register(cx.waker(), s.driven);
+                if s.producer_waiting == Wait::No {
+                    s.producer_waiting = self.wait_start(s.driven);
                 }
                 Room::None
             }
@@ -497,14 +524,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     return Poll::Ready(self.take_parked(s));
                 }
                 // No producer yet, or one still running: wait for it.
-                s.consumer_waker.register(cx.waker());
-                if s.consumer_waiting_since.is_none() {
-                    s.consumer_waiting_since = Some(self.timer.now());
+                s.consumer_waker.register(cx.waker(), s.driven);
+                if s.consumer_waiting == Wait::No {
+                    s.consumer_waiting = self.wait_start(s.driven);
                 }
                 return Poll::Pending;
             };
             let now = self.timer.now();
-            if let Some(since) = s.consumer_waiting_since.take() {
+            if let Wait::Since(since) = core::mem::replace(&mut s.consumer_waiting, Wait::No) {
                 s.stats.consumer_waited += self.timer.since(now, since);
             }
             if s.open == Some(i) {
@@ -597,10 +624,36 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| s.handoffs)
     }
 
-    /// The in-task driver starts (`true`) or ends (`false`) polling both halves; see
-    /// [`State::driven`].
-    pub(crate) fn set_driven(&self, driven: bool) {
-        self.with(|s| s.driven = driven);
+    /// The in-task driver starts polling both halves; see [`State::driven`].
+    pub(crate) fn begin_driven(&self) {
+        self.with(|s| {
+            s.driven = true;
+            s.producer_waker.this_poll = false;
+            s.consumer_waker.this_poll = false;
+        });
+    }
+
+    /// The in-task driver's poll ends: waits still on are stamped now; see [`Wait::Unstamped`].
+    pub(crate) fn end_driven(&self) {
+        self.with(|s| {
+            s.driven = false;
+            if s.producer_waiting == Wait::Unstamped || s.consumer_waiting == Wait::Unstamped {
+                let now = self.timer.now();
+                for w in [&mut s.producer_waiting, &mut s.consumer_waiting] {
+                    if *w == Wait::Unstamped {
+                        *w = Wait::Since(now);
+                    }
+                }
+            }
+        });
+    }
+
+    fn wait_start(&self, driven: bool) -> Wait<Tm::Instant> {
+        if driven {
+            Wait::Unstamped
+        } else {
+            Wait::Since(self.timer.now())
+        }
     }
 
     /// Closes the slot and moves every ready item, and a parked one, into a [`Remainder`], oldest

@@ -60,7 +60,7 @@ where
     poll_fn(|cx| {
         // Handoffs between the halves skip their wake-ups while we poll: we poll again ourselves
         // after any round that had one.
-        slot.set_driven(true);
+        slot.begin_driven();
         let mut rounds = 0;
         let poll = loop {
             rounds += 1;
@@ -84,7 +84,7 @@ where
                 break Poll::Pending;
             }
         };
-        slot.set_driven(false);
+        slot.end_driven();
         poll
     })
     .await
