@@ -573,6 +573,14 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     let slot_size = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>();
     let stats_size = size_of::<prefetch_batch::Stats>();
     let run_size = size_of_val(&run) - size_src;
+    let producer_size = size_of::<
+        prefetch_batch::Producer<
+            &Slot<NoopRawMutex, u64, W5_N, TokioTimer>,
+            Src,
+            prefetch_batch::Unweighted,
+            prefetch_batch::source::Plain,
+        >,
+    >() - size_src;
     drop((run, rx));
     let mut n = 0;
     let in_task = size_of_val(&for_each_batch::<_, _, _, W5_N, _>(
@@ -605,7 +613,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         .collect();
     write!(
         out,
-        "\"w5\":{{\"n\":{W5_N},\"buffers\":{buffers},\"tokio_sleep\":{sleep},\"slot\":{slot_size},\"stats\":{stats_size},\"producer_run\":{run_size},\"allocs_per_batch\":{{{}}},\"state\":{{{}}}}}",
+        "\"w5\":{{\"n\":{W5_N},\"buffers\":{buffers},\"tokio_sleep\":{sleep},\"slot\":{slot_size},\"stats\":{stats_size},\"producer_run\":{run_size},\"producer\":{producer_size},\"allocs_per_batch\":{{{}}},\"state\":{{{}}}}}",
         a.join(","),
         s.join(",")
     )

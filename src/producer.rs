@@ -5,10 +5,10 @@
 //! stops pulling from the source when both buffers are taken. Dropping it mid-way loses nothing:
 //! its partial batch is published with reason [`FlushReason::Close`].
 
-use core::future::{Future, poll_fn};
+use core::future::Future;
 use core::marker::PhantomData;
 use core::ops::Deref;
-use core::pin::{Pin, pin};
+use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -81,11 +81,49 @@ where
     ///
     /// Cancel-safe: dropping this future publishes the partial batch, so the receiver (or
     /// [`Receiver::drain_remainder`](crate::Receiver::drain_remainder)) still gets every item.
-    pub async fn run(self) {
-        let Producer { mut engine, source } = self;
-        let mut source = pin!(source);
-        let mut sleep = pin!(None::<Tm::Sleep>);
-        poll_fn(|cx| engine.poll(cx, source.as_mut(), sleep.as_mut())).await;
+    ///
+    /// A hand-written future rather than an `async fn`: an `async fn` keeps its argument and the
+    /// locals moved out of it side by side, which stored the engine twice (480 bytes beside the
+    /// source, now the producer plus the timer's sleep).
+    pub fn run(self) -> impl Future<Output = ()> {
+        Run {
+            producer: self,
+            sleep: None,
+        }
+    }
+}
+
+/// The future of [`Producer::run`]: the producer and its sleep, polled in place.
+struct Run<R, S, W, K, Sl>
+where
+    R: Deref,
+    R::Target: SlotTypes,
+{
+    producer: Producer<R, S, W, K>,
+    sleep: Option<Sl>,
+}
+
+impl<R, S, W, K, M, T, const N: usize, Tm, E> Future for Run<R, S, W, K, Tm::Sleep>
+where
+    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    M: RawMutex,
+    Tm: Timer,
+    S: Stream,
+    K: ItemKind<S::Item, Item = T, Error = E>,
+    W: Weigher<T>,
+{
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `source` and `sleep` are structurally pinned: they are never moved out of `Run`
+        // nor handed out unpinned, `Run` has no `Drop` (the engine's `Drop` touches only the
+        // slot), and `Run` is `Unpin` only if they are. The engine is not pinned; it is only
+        // borrowed.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `this.producer.source` stays where it is until `Run` is dropped.
+        let source = unsafe { Pin::new_unchecked(&mut this.producer.source) };
+        // SAFETY: see above; `this.sleep` stays where it is until `Run` is dropped.
+        let sleep = unsafe { Pin::new_unchecked(&mut this.sleep) };
+        this.producer.engine.poll(cx, source, sleep)
     }
 }
 
