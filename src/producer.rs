@@ -81,8 +81,8 @@ where
             own: None,
             fill: Fill::new(),
             armed: None,
+            spilled: false,
             pushed: false,
-            waiting_since: None,
             closing: false,
             close_when_idle: false,
             done: false,
@@ -133,6 +133,86 @@ where
     }
 }
 
+/// How a [`fast_fill`] burst ended.
+enum Burst<T, E> {
+    /// The batch reached `max_items`: publish it.
+    Full,
+    /// The batch's deadline passed during the burst: publish it.
+    Deadline,
+    /// The source gave something the general path handles (an error, the end, `Pending`).
+    Other {
+        pushed: bool,
+        next: Poll<Option<Result<T, E>>>,
+    },
+}
+
+/// The hot loop: appends items to the producer's non-empty buffer while the source is ready and
+/// the batch has room, with no weight limit. Same rules as `place_item`, without the per-item
+/// bookkeeping that only matters for the first item, for weights, or across buffers.
+#[inline(always)]
+fn fast_fill<S, K, T, E, const N: usize, Tm>(
+    buf: &mut heapless::Vec<T, N>,
+    limits: &Limits,
+    fill: &mut Fill<Tm::Instant>,
+    timer: &Tm,
+    mut source: Pin<&mut S>,
+    cx: &mut Context<'_>,
+) -> Burst<T, E>
+where
+    S: Stream,
+    K: ItemKind<S::Item, Item = T, Error = E>,
+    Tm: Timer,
+{
+    let max = limits.max_items;
+    let mut pushed = false;
+    loop {
+        match source.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => match K::split(item) {
+                Ok(item) => {
+                    if let Err(item) = buf.push(item) {
+                        // Unreachable while `max_items <= N`; the general path stays total.
+                        return Burst::Other {
+                            pushed,
+                            next: Poll::Ready(Some(Ok(item))),
+                        };
+                    }
+                    pushed = true;
+                    if buf.len() >= max {
+                        return Burst::Full;
+                    }
+                    if let Some(deadline) = fill.deadline {
+                        fill.burst += 1;
+                        if fill.burst >= DEADLINE_CHECK_EVERY {
+                            fill.burst = 0;
+                            if timer.now() >= deadline {
+                                return Burst::Deadline;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    return Burst::Other {
+                        pushed,
+                        next: Poll::Ready(Some(Err(error))),
+                    };
+                }
+            },
+            Poll::Ready(None) => {
+                return Burst::Other {
+                    pushed,
+                    next: Poll::Ready(None),
+                };
+            }
+            Poll::Pending => {
+                return Burst::Other {
+                    pushed,
+                    next: Poll::Pending,
+                };
+            }
+        }
+    }
+}
+
 /// The producer's state apart from the source: what the policy needs between polls.
 struct Engine<R, W, K>
 where
@@ -147,10 +227,11 @@ where
     fill: Fill<<R::Target as SlotTypes>::Instant>,
     /// The instant the sleep future is armed for.
     armed: Option<<R::Target as SlotTypes>::Instant>,
+    /// Whether this producer parked an item in the slot's spill (only it ever does), so the hot
+    /// loop takes the slot's lock for the spill only when there may be one.
+    spilled: bool,
     /// Items arrived since the source last returned `Pending`.
     pushed: bool,
-    /// Since when the producer has been waiting for the caller to hand a buffer back.
-    waiting_since: Option<<R::Target as SlotTypes>::Instant>,
     closing: bool,
     /// Close the next time the source has nothing ready.
     close_when_idle: bool,
@@ -230,11 +311,14 @@ where
         self.close_when_idle |= control.close_when_idle;
         loop {
             // An item that found no room waits in the slot; it goes first.
-            if let Some(x) = self.slot.take_spill() {
-                if let Err(x) = self.place(x, cx) {
-                    self.slot.put_spill(x);
-                    return Poll::Pending;
+            if self.spilled {
+                if let Some(x) = self.slot.take_spill() {
+                    if let Err(x) = self.place(x, cx) {
+                        self.slot.put_spill(x);
+                        return Poll::Pending;
+                    }
                 }
+                self.spilled = false;
             }
             if self.closing {
                 return self.finish(FlushReason::Close);
@@ -242,21 +326,52 @@ where
             // Never pull an item there is no room for: that is the backpressure.
             if self.own.is_none() {
                 match self.slot.room(cx, &self.limits) {
-                    Room::Open => self.waited(),
-                    Room::Own(i) => {
-                        self.waited();
-                        self.own = Some(i);
-                    }
-                    Room::None => {
-                        self.wait();
-                        return Poll::Pending;
-                    }
+                    Room::Open => {}
+                    Room::Own(i) => self.own = Some(i),
+                    Room::None => return Poll::Pending,
                 }
             }
-            match source.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    if let Err(x) = self.place(K::split(item), cx) {
+            let next = match (self.own, self.limits.max_weight) {
+                (Some(i), None) => {
+                    // SAFETY: buffer `i` is this producer's (`Filling`) until it publishes it.
+                    let buf = unsafe { self.slot.buf_mut(i) };
+                    if buf.is_empty() {
+                        // The first item of a batch takes the general path: it stamps the batch.
+                        source.as_mut().poll_next(cx).map(|o| o.map(K::split))
+                    } else {
+                        let timer = self.slot.timer();
+                        match fast_fill::<S, K, T, E, N, Tm>(
+                            buf,
+                            &self.limits,
+                            &mut self.fill,
+                            timer,
+                            source.as_mut(),
+                            cx,
+                        ) {
+                            Burst::Full => {
+                                self.pushed = true;
+                                self.publish_own(FlushReason::Full);
+                                continue;
+                            }
+                            Burst::Deadline => {
+                                self.pushed = true;
+                                self.publish_own(FlushReason::Deadline);
+                                continue;
+                            }
+                            Burst::Other { pushed, next } => {
+                                self.pushed |= pushed;
+                                next
+                            }
+                        }
+                    }
+                }
+                _ => source.as_mut().poll_next(cx).map(|o| o.map(K::split)),
+            };
+            match next {
+                Poll::Ready(Some(x)) => {
+                    if let Err(x) = self.place(x, cx) {
                         self.slot.put_spill(x);
+                        self.spilled = true;
                     }
                 }
                 Poll::Ready(None) => return self.finish(FlushReason::End),
@@ -271,6 +386,7 @@ where
     }
 
     /// Places an item or an error; hands it back if there is no room (the waker is registered).
+    #[inline(always)]
     fn place(&mut self, x: Result<T, E>, cx: &mut Context<'_>) -> Result<(), Result<T, E>> {
         match x {
             Ok(item) => self.place_item(item, cx).map_err(Ok),
@@ -278,6 +394,7 @@ where
         }
     }
 
+    #[inline(always)]
     fn place_item(&mut self, item: T, cx: &mut Context<'_>) -> Result<(), T> {
         let w = self.weigher.weigh(&item);
         let mut item = item;
@@ -390,32 +507,13 @@ where
         Poll::Pending
     }
 
-    /// Claims a free buffer as the producer's own, keeping the waiting time.
+    /// Claims a free buffer as the producer's own.
     fn claim(&mut self, cx: &mut Context<'_>) -> Option<u8> {
         let claimed = self.slot.claim(cx);
-        match claimed {
-            Some(i) => {
-                self.waited();
-                self.own = Some(i);
-            }
-            None => self.wait(),
+        if claimed.is_some() {
+            self.own = claimed;
         }
         claimed
-    }
-
-    /// The producer starts waiting for a buffer (if it was not already).
-    fn wait(&mut self) {
-        if self.waiting_since.is_none() {
-            self.waiting_since = Some(self.slot.timer().now());
-        }
-    }
-
-    /// The producer has room again: count the time it waited.
-    fn waited(&mut self) {
-        if let Some(since) = self.waiting_since.take() {
-            let timer = self.slot.timer();
-            self.slot.add_producer_wait(timer.since(timer.now(), since));
-        }
     }
 
     /// Publishes the buffer being filled, if it holds anything.

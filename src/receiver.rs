@@ -34,8 +34,6 @@ where
 {
     slot: R,
     terminated: bool,
-    /// Since when the caller has been waiting for a batch.
-    waiting_since: Option<<R::Target as SlotTypes>::Instant>,
 }
 
 impl<R: Deref> fmt::Debug for Receiver<R>
@@ -95,7 +93,6 @@ where
         Ok(Self {
             slot,
             terminated: false,
-            waiting_since: None,
         })
     }
 
@@ -124,17 +121,7 @@ where
         if self.terminated {
             return Poll::Ready(None);
         }
-        let taken = self.slot.poll_take(cx);
-        let timer = self.slot.timer();
-        match (&taken, self.waiting_since) {
-            (Poll::Pending, None) => self.waiting_since = Some(timer.now()),
-            (Poll::Ready(_), Some(since)) => {
-                self.waiting_since = None;
-                self.slot.add_consumer_wait(timer.since(timer.now(), since));
-            }
-            _ => {}
-        }
-        match taken {
+        match self.slot.poll_take(cx) {
             Poll::Ready(None) => {
                 self.terminated = true;
                 Poll::Ready(None)

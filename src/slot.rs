@@ -16,11 +16,10 @@
 use core::cell::{RefCell, UnsafeCell};
 use core::convert::Infallible;
 use core::fmt;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_sync::waitqueue::WakerRegistration;
 use heapless::Vec;
 
 use crate::config::Limits;
@@ -69,9 +68,70 @@ struct State<T, I, E> {
     flush: bool,
     producer: Attach,
     receiver: Attach,
-    producer_waker: WakerRegistration,
-    consumer_waker: WakerRegistration,
+    producer_waker: Registration,
+    consumer_waker: Registration,
+    consumer_waiting: Wait<I>,
+    producer_waiting: Wait<I>,
+    /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
+    /// again while this changes, instead of a round trip through the executor.
+    handoffs: u32,
+    /// Set while the in-task driver polls both halves in one task: a handoff's wake-up would be
+    /// for that same task, which polls again by itself while handoffs happen, so it is skipped.
+    driven: bool,
     stats: Counters,
+}
+
+/// One party's waker: the producer's or the consumer's.
+///
+/// Unlike embassy-sync's `WakerRegistration`, registering does not wake the waker it replaces. Each
+/// registration belongs to one party, which registers again on every poll, so the waker replaced is
+/// that party's own older one. And some runtimes' wakers are not `will_wake` with their own clones
+/// (tokio's `block_on` waker, for one): waking the replaced waker there made every poll schedule
+/// another, spurious poll of the task.
+///
+/// While the in-task driver polls both halves (`driven`), the task's waker is the same for every
+/// round of that poll, so it is registered once per poll, not once per round: a waker that is not
+/// `will_wake` with its clone would otherwise be cloned and dropped (two atomic operations) each time.
+struct Registration {
+    waker: Option<Waker>,
+    /// Registered during the in-task driver's current poll.
+    this_poll: bool,
+}
+
+impl Registration {
+    const fn new() -> Self {
+        Self {
+            waker: None,
+            this_poll: false,
+        }
+    }
+    fn register(&mut self, waker: &Waker, driven: bool) {
+        if driven && self.this_poll {
+            return;
+        }
+        self.this_poll = driven;
+        match &mut self.waker {
+            Some(old) => old.clone_from(waker),
+            None => self.waker = Some(waker.clone()),
+        }
+    }
+    fn wake(&mut self) {
+        self.this_poll = false;
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Whether a side is waiting for the other, and since when (for [`Stats`]' waiting times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait<I> {
+    No,
+    /// Began while the in-task driver polls both halves: stamped when that poll ends, if the wait
+    /// is still on, so a wait that the other half ends within the same poll costs no clock read
+    /// and counts as zero (the other half was working, nothing was waited for).
+    Unstamped,
+    Since(I),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +142,20 @@ enum Attach {
 }
 
 impl<T, I, E> State<T, I, E> {
+    /// A batch or the end was handed to the consumer.
+    fn handoff_to_consumer(&mut self) {
+        self.handoffs = self.handoffs.wrapping_add(1);
+        if !self.driven {
+            self.consumer_waker.wake();
+        }
+    }
+    /// A buffer was handed back to the producer.
+    fn handoff_to_producer(&mut self) {
+        self.handoffs = self.handoffs.wrapping_add(1);
+        if !self.driven {
+            self.producer_waker.wake();
+        }
+    }
     fn push_back(&mut self, i: u8) {
         self.queue[self.queued as usize] = i;
         self.queued += 1;
@@ -222,8 +296,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 flush: false,
                 producer: Attach::None,
                 receiver: Attach::None,
-                producer_waker: WakerRegistration::new(),
-                consumer_waker: WakerRegistration::new(),
+                producer_waker: Registration::new(),
+                consumer_waker: Registration::new(),
+                consumer_waiting: Wait::No,
+                producer_waiting: Wait::No,
+                handoffs: 0,
+                driven: false,
                 stats: Counters::new(),
             })),
             timer,
@@ -276,14 +354,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| s.stats.snapshot())
     }
 
-    pub(crate) fn add_producer_wait(&self, d: core::time::Duration) {
-        self.with(|s| s.stats.producer_waited(d));
-    }
-
-    pub(crate) fn add_consumer_wait(&self, d: core::time::Duration) {
-        self.with(|s| s.stats.consumer_waited(d));
-    }
-
     fn with<R>(&self, f: impl FnOnce(&mut State<T, Tm::Instant, E>) -> R) -> R {
         self.state.lock(|s| f(&mut s.borrow_mut()))
     }
@@ -334,7 +404,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// flush, close or hand-back reaches it wherever it is waiting (source, timer or buffer).
     pub(crate) fn control(&self, cx: &mut Context<'_>) -> Control {
         self.with(|s| {
-            s.producer_waker.register(cx.waker());
+            s.producer_waker.register(cx.waker(), s.driven);
             Control {
                 closed: s.closed,
                 close_when_idle: s.close_when_idle,
@@ -366,10 +436,16 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.role[i as usize] = Role::Filling;
                 // A new batch starts: the older ready one must not take later items.
                 s.open = None;
+                if let Wait::Since(since) = core::mem::replace(&mut s.producer_waiting, Wait::No) {
+                    s.stats.producer_waited(self.timer.since(self.timer.now(), since));
+                }
                 Room::Own(i)
             }
             None => {
-                s.producer_waker.register(cx.waker());
+                s.producer_waker.register(cx.waker(), s.driven);
+                if s.producer_waiting == Wait::No {
+                    s.producer_waiting = self.wait_start(s.driven);
+                }
                 Room::None
             }
         }
@@ -437,7 +513,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             s.push_back(i);
             s.open = if open { Some(i) } else { None };
             s.open_weight = weight;
-            s.consumer_waker.wake();
+            s.handoff_to_consumer();
         });
     }
 
@@ -445,7 +521,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn unclaim(&self, i: u8) {
         self.with(|s| {
             s.role[i as usize] = Role::Free;
-            s.producer_waker.wake();
+            s.handoff_to_producer();
         });
     }
 
@@ -465,7 +541,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             s.producer = Attach::Gone;
             s.open = None;
-            s.consumer_waker.wake();
+            s.handoff_to_consumer();
         });
     }
 
@@ -479,9 +555,16 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     return Poll::Ready(self.take_parked(s));
                 }
                 // No producer yet, or one still running: wait for it.
-                s.consumer_waker.register(cx.waker());
+                s.consumer_waker.register(cx.waker(), s.driven);
+                if s.consumer_waiting == Wait::No {
+                    s.consumer_waiting = self.wait_start(s.driven);
+                }
                 return Poll::Pending;
             };
+            let now = self.timer.now();
+            if let Wait::Since(since) = core::mem::replace(&mut s.consumer_waiting, Wait::No) {
+                s.stats.consumer_waited(self.timer.since(now, since));
+            }
             if s.open == Some(i) {
                 s.open = None;
             }
@@ -489,14 +572,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 // An error with no batch before it.
                 s.role[i as usize] = Role::Free;
                 s.stats.error();
-                s.producer_waker.wake();
+                s.handoff_to_producer();
                 let error = s.error[i as usize].take();
                 return Poll::Ready(error.map(Err));
             };
             s.role[i as usize] = Role::Lent;
             // SAFETY: buffer `i` is now `Lent` to the receiver, which is inside this call.
             let len = unsafe { self.buf_mut(i) }.len();
-            let age = self.timer.since(self.timer.now(), meta.first_at);
+            let age = self.timer.since(now, meta.first_at);
             s.stats.batch(meta.reason, len, age);
             let info = BatchInfo {
                 reason: meta.reason,
@@ -550,12 +633,49 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 // The error follows the batch just handed back: it is next in line, alone.
                 s.role[i as usize] = Role::Ready;
                 s.push_front(i);
-                s.consumer_waker.wake();
+                s.handoff_to_consumer();
             } else {
                 s.role[i as usize] = Role::Free;
             }
-            s.producer_waker.wake();
+            s.handoff_to_producer();
         });
+    }
+
+    /// How many handoffs happened so far (wrapping); see [`State::handoffs`].
+    pub(crate) fn handoffs(&self) -> u32 {
+        self.with(|s| s.handoffs)
+    }
+
+    /// The in-task driver starts polling both halves; see [`State::driven`].
+    pub(crate) fn begin_driven(&self) {
+        self.with(|s| {
+            s.driven = true;
+            s.producer_waker.this_poll = false;
+            s.consumer_waker.this_poll = false;
+        });
+    }
+
+    /// The in-task driver's poll ends: waits still on are stamped now; see [`Wait::Unstamped`].
+    pub(crate) fn end_driven(&self) {
+        self.with(|s| {
+            s.driven = false;
+            if s.producer_waiting == Wait::Unstamped || s.consumer_waiting == Wait::Unstamped {
+                let now = self.timer.now();
+                for w in [&mut s.producer_waiting, &mut s.consumer_waiting] {
+                    if *w == Wait::Unstamped {
+                        *w = Wait::Since(now);
+                    }
+                }
+            }
+        });
+    }
+
+    fn wait_start(&self, driven: bool) -> Wait<Tm::Instant> {
+        if driven {
+            Wait::Unstamped
+        } else {
+            Wait::Since(self.timer.now())
+        }
     }
 
     /// Closes the slot and takes every item it still holds, oldest first: the ready batches and

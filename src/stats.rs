@@ -21,9 +21,12 @@ pub struct Stats {
     pub errors: u64,
     /// The largest age of a batch's oldest item when the batch was handed to the caller.
     pub max_age: Duration,
-    /// Total time the caller waited in `next()` for a batch.
+    /// Total time the caller waited in `next()` for a batch. Under the in-task driver, a wait
+    /// that ends within the same poll of the task (the producer was working, not waiting for the
+    /// source or a timer) counts as zero.
     pub consumer_waited: Duration,
-    /// Total time the producer waited for the caller to hand a buffer back.
+    /// Total time the producer waited for the caller to hand a buffer back (under the in-task
+    /// driver, as for `consumer_waited`).
     pub producer_waited: Duration,
 }
 

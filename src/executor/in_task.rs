@@ -40,6 +40,69 @@ pub async fn join<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
     .await
 }
 
+/// How many times [`join_slot`] polls both halves in one poll of its task while they keep handing
+/// batches over: bounds how long an always-ready source keeps the task from yielding.
+const ROUNDS_PER_POLL: u32 = 32;
+
+/// [`join`] for the two halves of one slot: polls them again, in the same poll of the task, as long
+/// as a round handed a batch or a buffer over. The hand-off's wake-up is for this same task, so
+/// without this every two batches would cost a round trip through the executor.
+async fn join_slot<M, T, const N: usize, Tm, E, A, B>(slot: &Slot<M, T, N, Tm, E>, a: A, b: B)
+where
+    M: embassy_sync::blocking_mutex::raw::RawMutex,
+    Tm: Timer,
+    A: Future<Output = ()>,
+    B: Future<Output = ()>,
+{
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    let (mut a_done, mut b_done) = (false, false);
+    poll_fn(|cx| {
+        // Handoffs between the halves skip their wake-ups while we poll: we poll again ourselves
+        // after any round that had one.
+        slot.begin_driven();
+        // Ends driven mode however this poll ends, a panicking handler included: a slot the
+        // caller owns must wake its parties normally afterwards.
+        let _driven = EndDriven(slot);
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let before = slot.handoffs();
+            // The producer goes first so a batch it completes is taken in the same round.
+            if !a_done {
+                a_done = a.as_mut().poll(cx).is_ready();
+            }
+            if !b_done {
+                b_done = b.as_mut().poll(cx).is_ready();
+            }
+            if a_done && b_done {
+                break Poll::Ready(());
+            }
+            if slot.handoffs() == before {
+                break Poll::Pending;
+            }
+            if rounds == ROUNDS_PER_POLL {
+                // Still handing over: yield to the executor, and come straight back.
+                cx.waker().wake_by_ref();
+                break Poll::Pending;
+            }
+        }
+    })
+    .await
+}
+
+struct EndDriven<'a, M: embassy_sync::blocking_mutex::raw::RawMutex, T, const N: usize, Tm: Timer, E>(
+    &'a Slot<M, T, N, Tm, E>,
+);
+
+impl<M: embassy_sync::blocking_mutex::raw::RawMutex, T, const N: usize, Tm: Timer, E> Drop
+    for EndDriven<'_, M, T, N, Tm, E>
+{
+    fn drop(&mut self) {
+        self.0.end_driven();
+    }
+}
+
 /// Batches `source` and calls `handler` on each batch, filling the next batch while the handler
 /// awaits. Returns the counters once the source has ended and every batch was handled.
 ///
@@ -123,7 +186,7 @@ where
             handler(batch).await;
         }
     };
-    join(producer.run(), consume).await;
+    join_slot(slot, producer.run(), consume).await;
     Ok(slot.stats())
 }
 
@@ -149,6 +212,6 @@ where
             handler(next).await;
         }
     };
-    join(producer.run(), consume).await;
+    join_slot(&slot, producer.run(), consume).await;
     Ok(slot.stats())
 }
