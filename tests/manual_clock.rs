@@ -13,17 +13,4 @@ macro_rules! on_manual_clock {
     )*};
 }
 
-on_manual_clock!(
-    full_then_end,
-    max_items,
-    deadline_from_first_item,
-    no_stale_timer,
-    idle_gap,
-    idle_zero,
-    flush,
-    close,
-    close_when_idle,
-    error,
-    weight,
-    ready_batch_keeps_filling,
-);
+common::scenarios::each_scenario!(on_manual_clock);

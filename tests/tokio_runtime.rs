@@ -18,20 +18,7 @@ macro_rules! on_tokio {
     )*};
 }
 
-on_tokio!(
-    full_then_end,
-    max_items,
-    deadline_from_first_item,
-    no_stale_timer,
-    idle_gap,
-    idle_zero,
-    flush,
-    close,
-    close_when_idle,
-    error,
-    weight,
-    ready_batch_keeps_filling,
-);
+common::scenarios::each_scenario!(on_tokio);
 
 /// A channel source whose sender pushes `(at_ms, value)` at those instants of paused time.
 fn timed(items: Vec<(u64, u32)>) -> impl futures_core::Stream<Item = u32> + Send + 'static {
