@@ -48,7 +48,7 @@ pub struct Outcome {
     pub mode: Mode,
     pub items: u64,
     pub elapsed: Duration,
-    /// Batches per [`FlushReason`], indexed like `FlushReason::ALL`.
+    /// Batches per [`FlushReason`], indexed by `FlushReason::index`.
     pub batches: [u64; 7],
     /// The consumer waiting for a batch to be ready.
     pub consumer_waited: Duration,
@@ -66,10 +66,7 @@ impl Outcome {
         self.batches.iter().sum()
     }
     pub fn batches_for(&self, reason: FlushReason) -> u64 {
-        self.batches[FlushReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .expect("every reason is in ALL")]
+        self.batches[reason.index()]
     }
 }
 
@@ -248,7 +245,7 @@ where
     let mut shutdown = pin!(Some(shutdown));
     let mut batches = [0u64; 7];
     while let Some((batch, reason)) = filler.next_batch(shutdown.as_mut()).await {
-        batches[FlushReason::ALL.iter().position(|r| *r == reason).expect("in ALL")] += 1;
+        batches[reason.index()] += 1;
         service
             .handle(&batch)
             .await
