@@ -266,16 +266,27 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, T
     }
 }
 
+impl<R: Deref, W, K> Engine<R, W, K>
+where
+    R::Target: SlotTypes,
+{
+    /// Publishes the partial batch (if any) and tells the slot the producer is done. Once.
+    fn finish(&mut self, reason: FlushReason) -> Poll<()> {
+        if !self.done {
+            self.done = true;
+            let own = self.own.take().map(|i| (i, self.fill.first_at, self.fill.weight));
+            self.slot.finish_producer(own, reason);
+        }
+        Poll::Ready(())
+    }
+}
+
 impl<R: Deref, W, K> Drop for Engine<R, W, K>
 where
     R::Target: SlotTypes,
 {
     fn drop(&mut self) {
-        if !self.done {
-            self.done = true;
-            let own = self.own.take().map(|i| (i, self.fill.first_at, self.fill.weight));
-            self.slot.finish_producer(own, FlushReason::Close);
-        }
+        let _ = self.finish(FlushReason::Close);
     }
 }
 
@@ -528,12 +539,5 @@ where
         let fill = core::mem::replace(&mut self.fill, Fill::new());
         let open = reason.stays_open() && !self.limits.is_full(len, fill.weight);
         self.slot.publish(i, reason, fill.first_at, fill.weight, None, open);
-    }
-
-    fn finish(&mut self, reason: FlushReason) -> Poll<()> {
-        self.done = true;
-        let own = self.own.take().map(|i| (i, self.fill.first_at, self.fill.weight));
-        self.slot.finish_producer(own, reason);
-        Poll::Ready(())
     }
 }
