@@ -302,6 +302,7 @@ impl<'s> World<'s> {
             FlushReason::Close => assert!(self.closed || self.producer_dropped, "Close never requested"),
             FlushReason::End => assert!(self.source_ended, "End before the source ended"),
             FlushReason::Error => {}
+            _ => unreachable!("a reason this model does not know: {:?}", info.reason),
         }
         self.delivered.extend(items.iter().map(|&x| Ev::Item(x)));
         self.batches.push((items.to_vec(), info.reason, self.delivered.len()));

@@ -3,7 +3,8 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::timer::Timer;
+use crate::policy::Limits;
+use crate::timer::{Span, SpanOf, Timer};
 
 /// Gives each item a weight (bytes, cost units) for [`Config::max_weight`].
 ///
@@ -19,14 +20,12 @@ pub trait Weigher<T> {
 pub struct Unweighted;
 
 impl<T> Weigher<T> for Unweighted {
-    #[inline(always)]
     fn weigh(&self, _: &T) -> usize {
         0
     }
 }
 
 impl<T, F: Fn(&T) -> usize> Weigher<T> for F {
-    #[inline(always)]
     fn weigh(&self, item: &T) -> usize {
         self(item)
     }
@@ -48,8 +47,9 @@ impl<T, F: Fn(&T) -> usize> Weigher<T> for F {
 ///     .max_wait(Duration::from_millis(5))
 ///     .idle(Duration::from_millis(1))
 ///     .max_weight(64 * 1024, |msg: &Vec<u8>| msg.len());
-/// assert!(config.validate::<128>(Duration::MAX).is_ok());
-/// assert!(config.validate::<64>(Duration::MAX).is_err()); // max_items 100 > N = 64
+/// type Clock = &'static prefetch_batch::timer::ManualClock;
+/// assert!(config.validate::<128, Clock>().is_ok());
+/// assert!(config.validate::<64, Clock>().is_err()); // max_items 100 > N = 64
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Config<W = Unweighted> {
@@ -139,9 +139,68 @@ impl<W> Config<W> {
         }
     }
 
-    /// Checks the limits for a batch capacity of `N` and a timer whose longest duration is
-    /// `timer_max` ([`Timer::MAX_DURATION`]).
-    pub fn validate<const N: usize>(&self, timer_max: Duration) -> Result<Limits, ConfigError> {
+    /// Checks the limits for a batch capacity of `N` and a timer `Tm`.
+    ///
+    /// # Errors
+    /// The first field that cannot work, as a [`ConfigError`].
+    ///
+    /// ```
+    /// use prefetch_batch::{Config, ConfigError, timer::ManualClock};
+    /// let config = Config::new().max_items(100);
+    /// assert!(config.validate::<128, &ManualClock>().is_ok());
+    /// assert_eq!(
+    ///     config.validate::<64, &ManualClock>(),
+    ///     Err(ConfigError::MaxItemsAboveCapacity { max_items: 100, capacity: 64 })
+    /// );
+    /// ```
+    pub fn validate<const N: usize, Tm: Timer>(&self) -> Result<(), ConfigError> {
+        self.limits::<N, Tm>().map(|_| ())
+    }
+
+    /// [`Config::validate`] at compile time: build a `const` configuration with it, and a bad one
+    /// fails the build instead of returning an error at run time (firmware then formats nothing).
+    ///
+    /// # Panics
+    /// In a `const` item, a bad configuration is a compile error; elsewhere, a panic.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use prefetch_batch::{Config, timer::ManualClock};
+    /// const CONFIG: Config = Config::new().max_wait(Duration::from_millis(50)).checked::<32, &ManualClock>();
+    /// # let _ = CONFIG;
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use prefetch_batch::{Config, timer::ManualClock};
+    /// const CONFIG: Config = Config::new().max_items(64).checked::<32, &ManualClock>(); // 64 > N
+    /// ```
+    pub const fn checked<const N: usize, Tm: Timer>(self) -> Self {
+        const fn le(a: Duration, b: Duration) -> bool {
+            a.as_secs() < b.as_secs() || (a.as_secs() == b.as_secs() && a.subsec_nanos() <= b.subsec_nanos())
+        }
+        assert!(N > 0, "batch capacity N must be at least 1");
+        if let Some(n) = self.max_items {
+            assert!(n > 0, "max_items must be at least 1");
+            assert!(n <= N, "max_items must not exceed the batch capacity N");
+        }
+        if let Some(w) = self.max_weight {
+            assert!(w > 0, "max_weight must be at least 1");
+        }
+        if let Some(d) = self.max_wait {
+            assert!(!d.is_zero(), "max_wait must be greater than zero");
+            assert!(
+                le(d, Tm::MAX_DURATION),
+                "max_wait is longer than the timer can represent"
+            );
+        }
+        if let Some(d) = self.idle {
+            assert!(le(d, Tm::MAX_DURATION), "idle is longer than the timer can represent");
+        }
+        self
+    }
+
+    /// The limits for capacity `N`, converted to the timer's span.
+    pub(crate) fn limits<const N: usize, Tm: Timer>(&self) -> Result<Limits<SpanOf<Tm>>, ConfigError> {
         if N == 0 {
             return Err(ConfigError::ZeroCapacity);
         }
@@ -159,62 +218,28 @@ impl<W> Config<W> {
         if self.max_weight == Some(0) {
             return Err(ConfigError::MaxWeightZero);
         }
-        match self.max_wait {
-            Some(d) if d.is_zero() => return Err(ConfigError::MaxWaitZero),
-            Some(d) if d > timer_max => {
-                return Err(ConfigError::MaxWaitTooLong {
-                    max_wait: d,
-                    limit: timer_max,
-                });
+        let span = |d: Duration| {
+            if d <= Tm::MAX_DURATION {
+                SpanOf::<Tm>::from_duration(d)
+            } else {
+                None
             }
-            _ => {}
-        }
-        if let Some(d) = self.idle.filter(|d| *d > timer_max) {
-            return Err(ConfigError::IdleTooLong {
-                idle: d,
-                limit: timer_max,
-            });
-        }
+        };
+        let max_wait = match self.max_wait {
+            Some(d) if d.is_zero() => return Err(ConfigError::MaxWaitZero),
+            Some(d) => Some(span(d).ok_or(ConfigError::MaxWaitTooLong)?),
+            None => None,
+        };
+        let idle = match self.idle {
+            Some(d) => Some(span(d).ok_or(ConfigError::IdleTooLong)?),
+            None => None,
+        };
         Ok(Limits {
             max_items,
-            max_wait: self.max_wait,
-            idle: self.idle,
+            max_wait,
+            idle,
             max_weight: self.max_weight,
         })
-    }
-
-    pub(crate) fn validate_for<const N: usize, Tm: Timer>(&self) -> Result<Limits, ConfigError> {
-        self.validate::<N>(Tm::MAX_DURATION)
-    }
-}
-
-/// Limits that passed [`Config::validate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub struct Limits {
-    /// Items per batch, 1 to `N`.
-    pub max_items: usize,
-    /// Longest age of the first item before the batch is emitted.
-    pub max_wait: Option<Duration>,
-    /// Longest gap since the last item before the batch is emitted.
-    pub idle: Option<Duration>,
-    /// Largest total weight of a batch of more than one item.
-    pub max_weight: Option<usize>,
-}
-
-impl Limits {
-    /// Whether an item of weight `w` may join a batch of `len` items weighing `weight`.
-    /// An empty batch takes any item, however heavy.
-    #[inline(always)]
-    pub(crate) fn fits(&self, len: usize, weight: usize, w: usize) -> bool {
-        len == 0 || (len < self.max_items && self.max_weight.is_none_or(|max| weight.saturating_add(w) <= max))
-    }
-
-    /// Whether a batch of `len` items weighing `weight` is complete.
-    #[inline(always)]
-    pub(crate) fn is_full(&self, len: usize, weight: usize) -> bool {
-        len >= self.max_items || self.max_weight.is_some_and(|max| weight >= max)
     }
 }
 
@@ -238,21 +263,12 @@ pub enum ConfigError {
     MaxWeightZero,
     /// `max_wait` is zero.
     MaxWaitZero,
-    /// `max_wait` is longer than the timer can represent.
-    MaxWaitTooLong {
-        /// The requested `max_wait`.
-        max_wait: Duration,
-        /// The timer's [`Timer::MAX_DURATION`].
-        limit: Duration,
-    },
-    /// `idle` is longer than the timer can represent.
-    IdleTooLong {
-        /// The requested `idle`.
-        idle: Duration,
-        /// The timer's [`Timer::MAX_DURATION`].
-        limit: Duration,
-    },
-    /// The slot already has a producer or a receiver: one of each per slot.
+    /// `max_wait` is longer than the timer can represent ([`Timer::MAX_DURATION`]).
+    MaxWaitTooLong,
+    /// `idle` is longer than the timer can represent ([`Timer::MAX_DURATION`]).
+    IdleTooLong,
+    /// The slot already has a producer or a receiver that is not gone: one of each per slot at a
+    /// time (a slot whose halves were both dropped can be split again).
     SlotInUse,
 }
 
@@ -274,15 +290,8 @@ impl fmt::Display for ConfigError {
                     "max_wait must be greater than zero (to emit what is ready at once, use idle(Duration::ZERO))"
                 )
             }
-            Self::MaxWaitTooLong { max_wait, limit } => {
-                write!(
-                    f,
-                    "max_wait ({max_wait:?}) is longer than the timer can represent ({limit:?})"
-                )
-            }
-            Self::IdleTooLong { idle, limit } => {
-                write!(f, "idle ({idle:?}) is longer than the timer can represent ({limit:?})")
-            }
+            Self::MaxWaitTooLong => write!(f, "max_wait is longer than the timer can represent"),
+            Self::IdleTooLong => write!(f, "idle is longer than the timer can represent"),
             Self::SlotInUse => write!(f, "slot already has a producer or a receiver (one of each per slot)"),
         }
     }

@@ -19,14 +19,13 @@
 //! static CLOCK: ManualClock = ManualClock::new(); // virtual time; real code uses TokioTimer or EmbassyTimer
 //! let clock = &CLOCK;
 //! let mut sizes = Vec::new();
-//! let stats = clock.block_on(for_each_batch::<_, _, _, 4, _>(
+//! clock.block_on(for_each_batch::<_, _, _, 4, _>(
 //!     testing::iter(0..10u32),
 //!     Config::new().max_wait(Duration::from_millis(5)),
 //!     clock,
 //!     async |batch| sizes.push((batch.len(), batch.info().reason)),
 //! )).unwrap();
 //! assert_eq!(sizes, [(4, FlushReason::Full), (4, FlushReason::Full), (2, FlushReason::End)]);
-//! assert_eq!(stats.items, 10);
 //! ```
 //!
 //! See the README for the exact emission rules, the guarantees and the tests behind them.
@@ -36,27 +35,29 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod config;
+mod config;
 pub mod executor;
-pub mod policy;
-pub mod producer;
-pub mod receiver;
-pub mod slot;
+mod policy;
+mod producer;
+mod receiver;
+mod slot;
 pub mod source;
-pub mod stats;
+#[cfg(feature = "stats")]
+mod stats;
 #[cfg(feature = "std")]
 mod std_mutex;
 pub mod testing;
 pub mod timer;
 
-pub use config::{Config, ConfigError, Limits, Unweighted, Weigher};
+pub use config::{Config, ConfigError, Unweighted, Weigher};
 #[cfg(feature = "tokio")]
 pub use executor::{Handle, PrefetchExt, PrefetchStream, TokioSlot, TryPrefetchStream};
 pub use executor::{for_each_batch, try_for_each_batch};
 pub use policy::{BatchInfo, FlushReason};
-pub use producer::Producer;
+pub use producer::{Producer, YIELD_AFTER_ITEMS};
 pub use receiver::{Batch, BatchGuard, Receiver, TryBatches};
-pub use slot::{Remainder, Slot};
+pub use slot::{Remainder, Slot, SlotRef};
+#[cfg(feature = "stats")]
 pub use stats::Stats;
 #[cfg(feature = "std")]
 pub use std_mutex::StdRawMutex;

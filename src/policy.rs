@@ -1,6 +1,7 @@
-//! The batching policy: why a batch ends, and what each batch says about itself.
+//! The batching policy: why a batch ends, what each batch says about itself, and the producer's
+//! clock arithmetic for the batch it is filling (all in the timer's own [`Span`]).
 
-use core::time::Duration;
+use crate::timer::{Instant, Span};
 
 /// Why a batch was emitted.
 ///
@@ -15,9 +16,10 @@ use core::time::Duration;
 /// | `Close` | the batcher was closed or its producer stopped; this is the last batch |
 ///
 /// A `Deadline` or `Idle` batch that waits for a busy caller keeps taking items up to its limits;
-/// it keeps its reason.
+/// it keeps its reason. New reasons may be added: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum FlushReason {
     /// Count or weight limit reached.
     Full,
@@ -47,7 +49,7 @@ impl FlushReason {
         FlushReason::Close,
     ];
 
-    /// This reason's position in [`FlushReason::ALL`] and in [`Stats::batches`](crate::Stats::batches).
+    /// This reason's position in [`FlushReason::ALL`].
     ///
     /// ```
     /// use prefetch_batch::FlushReason;
@@ -64,39 +66,123 @@ impl FlushReason {
 }
 
 /// What a batch says about itself: why it was emitted and when its first item arrived.
+///
+/// Times are in the batcher's timer's own units: `first_at` is an instant of its clock and `age`
+/// its span (a `Duration` on tokio and [`ManualClock`](crate::timer::ManualClock), ticks on
+/// embassy); [`Span::to_duration`] converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub struct BatchInfo<I> {
+pub struct BatchInfo<I: Instant> {
     /// Why the batch was emitted.
     pub reason: FlushReason,
-    /// When its first (oldest) item arrived, on the batcher's timer.
+    /// When its first (oldest) item was pulled from the source, on the batcher's timer.
     pub first_at: I,
     /// How old its oldest item was when the batch was handed to the caller.
-    pub age: Duration,
+    pub age: I::Span,
 }
 
-/// The producer's view of the batch it is filling: timestamps and weight.
+#[cfg(feature = "defmt")]
+impl<I: Instant> defmt::Format for BatchInfo<I> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let age = self.age.to_duration();
+        defmt::write!(
+            f,
+            "BatchInfo {{ reason: {}, age: {}ms }}",
+            self.reason,
+            age.as_secs() * 1000 + u64::from(age.subsec_millis())
+        )
+    }
+}
+
+/// The limits a producer runs with: the configuration, checked and converted to the timer's span.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits<S> {
+    pub(crate) max_items: usize,
+    pub(crate) max_wait: Option<S>,
+    pub(crate) idle: Option<S>,
+    pub(crate) max_weight: Option<usize>,
+}
+
+impl<S> Limits<S> {
+    /// Whether an item of weight `w` may join a batch of `len` items weighing `weight`.
+    /// An empty batch takes any item, however heavy.
+    pub(crate) fn fits(&self, len: usize, weight: usize, w: usize) -> bool {
+        len == 0 || (len < self.max_items && self.max_weight.is_none_or(|max| weight.saturating_add(w) <= max))
+    }
+
+    /// Whether a batch of `len` items weighing `weight` is complete.
+    pub(crate) fn is_full(&self, len: usize, weight: usize) -> bool {
+        len >= self.max_items || self.max_weight.is_some_and(|max| weight >= max)
+    }
+}
+
+/// The producer's view of the batch it is filling: timestamps, weight, and when to look at the
+/// clock next during a burst.
 #[derive(Debug)]
-pub(crate) struct Fill<I> {
+pub(crate) struct Fill<I: Instant> {
     pub(crate) first_at: Option<I>,
     pub(crate) deadline: Option<I>,
     pub(crate) idle_at: Option<I>,
     pub(crate) weight: usize,
-    /// Items pushed since the source last returned `Pending` (for the idle gap) or since the
-    /// deadline was last checked during a burst.
-    pub(crate) burst: u32,
+    /// The batch length at which a burst next reads the clock for the deadline (0: never).
+    pub(crate) check_len: usize,
+    /// Items between the last two clock reads, and when the last one was.
+    stride: usize,
+    checked_at: Option<I>,
 }
 
-impl<I: Copy + Ord> Fill<I> {
+impl<I: Instant> Fill<I> {
     pub(crate) const fn new() -> Self {
         Self {
             first_at: None,
             deadline: None,
             idle_at: None,
             weight: 0,
-            burst: 0,
+            check_len: 0,
+            stride: 0,
+            checked_at: None,
         }
+    }
+
+    /// The first item of the batch was pulled at `at`.
+    pub(crate) fn start(&mut self, at: I, max_wait: Option<I::Span>) {
+        self.first_at = Some(at);
+        self.deadline = max_wait.and_then(|d| at.checked_add(d));
+        if self.deadline.is_some() {
+            self.checked_at = Some(at);
+            self.stride = 1;
+            self.check_len = 2;
+        }
+    }
+
+    /// A burst reached `check_len` items at `now`: whether the deadline has passed. If not, plans
+    /// the next look so that, at the rate items arrived since the last look, it falls at most one
+    /// item after the deadline: the stride doubles while the deadline is far, and shrinks as it
+    /// nears. An always-ready source that is fast costs about log2(N) clock reads per batch; one
+    /// that is slow is cut within one item of `max_wait`.
+    pub(crate) fn deadline_passed(&mut self, now: I, len: usize) -> bool {
+        let (Some(deadline), Some(last)) = (self.deadline, self.checked_at) else {
+            self.check_len = 0;
+            return false;
+        };
+        if now >= deadline {
+            return true;
+        }
+        let left = deadline.saturating_since(now);
+        let mut took = now.saturating_since(last);
+        let mut stride = self.stride;
+        if took.saturating_add(took) <= left {
+            stride = stride.saturating_mul(2);
+        } else {
+            while stride > 1 && took > left {
+                stride /= 2;
+                took = took.half();
+            }
+        }
+        self.stride = stride;
+        self.checked_at = Some(now);
+        self.check_len = len.saturating_add(stride);
+        false
     }
 
     /// The earliest instant at which this batch must be emitted, and for which reason.

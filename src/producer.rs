@@ -3,113 +3,193 @@
 //! The producer is a plain future ([`Producer::run`]); where it runs is the executor seam (see
 //! [`executor`](crate::executor)). It keeps each batch's deadline while the caller is busy, and
 //! stops pulling from the source when both buffers are taken. Dropping it mid-way loses nothing:
-//! its partial batch is published with reason [`FlushReason::Close`].
+//! its partial batch is published with reason [`FlushReason::Close`], and an item it had pulled
+//! but not placed is parked in the slot.
+//!
+//! It yields to its executor after handing over a batch the caller is waiting for, and after
+//! [`YIELD_AFTER_ITEMS`] items in one poll, so an always-ready source can starve neither the
+//! caller on the same thread nor the executor's other tasks, and a close is seen within a batch.
 
 use core::future::Future;
 use core::marker::PhantomData;
-use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use futures_core::Stream;
 
-use crate::config::{Config, ConfigError, Limits, Weigher};
-use crate::policy::{Fill, FlushReason};
-use crate::slot::{Room, Slot};
+use crate::config::{Config, ConfigError, Weigher};
+use crate::policy::{Fill, FlushReason, Limits};
+use crate::receiver::Receiver;
+use crate::slot::{AfterPublish, FillToken, Published, Room, Slot, SlotRef};
 use crate::source::ItemKind;
-use crate::timer::Timer;
+use crate::timer::{Instant, SpanOf, Timer};
 
-/// How many items a burst may push before the deadline is checked without waiting for the source
-/// to return `Pending`: bounds the age of a batch fed by a source that is always ready but slow.
-const DEADLINE_CHECK_EVERY: u32 = 64;
+/// How many items one poll of the producer may pull before it yields to its executor (at the next
+/// batch boundary): bounds how long an always-ready source keeps other tasks from running.
+pub const YIELD_AFTER_ITEMS: usize = 256;
+
+/// Names a slot's types without repeating its parameters. Sealed.
+pub trait SlotTypes: crate::slot::sealed::Sealed {
+    /// The items.
+    type Item;
+    /// The source's error.
+    type Error;
+    /// The timer.
+    type Timer: Timer;
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn finish_erased(&self, own: Option<(FillToken, Option<<Self::Timer as Timer>::Instant>, usize)>);
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, Tm, E> {
+    type Item = T;
+    type Error = E;
+    type Timer = Tm;
+    #[allow(clippy::type_complexity)]
+    fn finish_erased(&self, own: Option<(FillToken, Option<Tm::Instant>, usize)>) {
+        let own = own.map(|(t, first_at, weight)| {
+            let p = Published {
+                reason: FlushReason::Close,
+                first_at,
+                weight,
+                error: None,
+                open: false,
+            };
+            (t, p)
+        });
+        self.finish(own);
+    }
+}
+
+type InstantOf<R> = <<<R as core::ops::Deref>::Target as SlotTypes>::Timer as Timer>::Instant;
+type SleepOf<R> = <<<R as core::ops::Deref>::Target as SlotTypes>::Timer as Timer>::Sleep;
 
 /// The filling half of a [`Slot`]: owns the source, runs the batching policy.
 ///
-/// Create with [`Slot::split`] (or [`Producer::new`] for a shared slot such as an `Arc` or a
-/// `&'static`), then run [`Producer::run`] on any executor.
+/// Create with [`Slot::split`], then run [`Producer::run`] on any executor.
+#[must_use = "a producer does nothing unless run"]
 pub struct Producer<R, S, W, K>
 where
-    R: Deref,
+    R: SlotRef,
     R::Target: SlotTypes,
 {
     engine: Engine<R, W, K>,
     /// Pinned whenever the producer is: polled in place, never moved out (see `poll`).
     source: S,
     /// The deadline timer, armed in place like `source`.
-    sleep: Option<<R::Target as SlotTypes>::Sleep>,
+    sleep: Option<SleepOf<R>>,
 }
 
-impl<R: Deref, S, W, K> core::fmt::Debug for Producer<R, S, W, K>
+impl<R: SlotRef, S, W, K> core::fmt::Debug for Producer<R, S, W, K>
 where
     R::Target: SlotTypes,
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Producer")
-            .field("limits", &self.engine.limits)
+            .field("max_items", &self.engine.limits.max_items)
             .finish_non_exhaustive()
     }
 }
 
 #[cfg(feature = "defmt")]
-impl<R: Deref, S, W, K> defmt::Format for Producer<R, S, W, K>
+impl<R: SlotRef, S, W, K> defmt::Format for Producer<R, S, W, K>
 where
     R::Target: SlotTypes,
 {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "Producer {{ limits: {} }}", self.engine.limits)
+        defmt::write!(f, "Producer {{ max_items: {} }}", self.engine.limits.max_items)
     }
 }
 
-impl<R, S, W, K, M, T, const N: usize, Tm, E> Producer<R, S, W, K>
+/// Attaches a producer and a receiver to the slot behind `slot`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn split<R, S, W, K, M, T, const N: usize, Tm, E>(
+    slot: R,
+    source: S,
+    config: Config<W>,
+) -> Result<(Producer<R, S, W, K>, Receiver<R>), ConfigError>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Clone,
     M: RawMutex,
     Tm: Timer,
     S: Stream,
     K: ItemKind<S::Item, Item = T, Error = E>,
     W: Weigher<T>,
 {
-    /// Attaches a producer to `slot`. Fails on a bad configuration, or if the slot already has one.
-    pub fn new(slot: R, source: S, config: Config<W>) -> Result<Self, ConfigError> {
-        let limits = config.validate_for::<N, Tm>()?;
-        slot.attach_producer()?;
-        let engine = Engine {
-            slot,
-            limits,
-            weigher: config.weigher,
-            own: None,
-            fill: Fill::new(),
-            armed: None,
-            spilled: false,
-            pushed: false,
-            closing: false,
-            close_when_idle: false,
-            done: false,
-            _kind: PhantomData,
-        };
-        Ok(Self {
-            engine,
+    let (engine, rx) = attach::<R, W, K, M, T, N, Tm, E>(slot, config)?;
+    Ok((engine.with_source(source), rx))
+}
+
+/// Attaches a receiver, and a producer that gets its source later ([`Engine::with_source`]): the
+/// tokio adapter builds the producer inside its task, over a source it hands back at the end.
+#[allow(clippy::type_complexity)]
+pub(crate) fn attach<R, W, K, M, T, const N: usize, Tm, E>(
+    slot: R,
+    config: Config<W>,
+) -> Result<(Engine<R, W, K>, Receiver<R>), ConfigError>
+where
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Clone,
+    M: RawMutex,
+    Tm: Timer,
+    W: Weigher<T>,
+{
+    let limits = config.limits::<N, Tm>()?;
+    slot.attach()?;
+    let engine = Engine {
+        slot: slot.clone(),
+        limits,
+        weigher: config.weigher,
+        own: None,
+        fill: Fill::new(),
+        armed: None,
+        parked: false,
+        pushed: false,
+        closing: false,
+        close_when_idle: false,
+        idle_probe: false,
+        done: false,
+        _kind: PhantomData,
+    };
+    Ok((engine, Receiver::attached(slot)))
+}
+
+impl<R: SlotRef, W, K> Engine<R, W, K>
+where
+    R::Target: SlotTypes,
+{
+    /// The producer over `source`.
+    pub(crate) fn with_source<S>(self, source: S) -> Producer<R, S, W, K> {
+        Producer {
+            engine: self,
             source,
             sleep: None,
-        })
+        }
     }
+}
 
+impl<R, S, W, K> Producer<R, S, W, K>
+where
+    R: SlotRef,
+    R::Target: SlotTypes,
+    Self: Future<Output = ()>,
+{
     /// Fills batches until the source ends, the slot is closed, or the receiver is gone.
     ///
     /// The producer is itself the future (this returns it): no second copy of its state, which
     /// matters in an embassy task's static memory.
     ///
-    /// Cancel-safe: dropping this future publishes the partial batch, so the receiver (or
-    /// [`Receiver::drain_remainder`](crate::Receiver::drain_remainder)) still gets every item.
-    pub fn run(self) -> impl Future<Output = ()> {
+    /// # Cancel safety
+    /// Dropping this future publishes the partial batch and parks an item pulled but not placed,
+    /// so the receiver (or [`Receiver::drain_remainder`]) still gets every item it took.
+    pub fn run(self) -> Self {
         self
     }
 }
 
 impl<R, S, W, K, M, T, const N: usize, Tm, E> Future for Producer<R, S, W, K>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>>,
     M: RawMutex,
     Tm: Timer,
     S: Stream,
@@ -129,170 +209,99 @@ where
         let source = unsafe { Pin::new_unchecked(&mut this.source) };
         // SAFETY: likewise for `sleep`.
         let sleep = unsafe { Pin::new_unchecked(&mut this.sleep) };
-        this.engine.poll(cx, source, sleep)
+        this.engine.poll::<S>(cx, source, sleep)
     }
 }
 
 /// How a [`fast_fill`] burst ended.
-enum Burst<T, E> {
-    /// The batch reached `max_items`: publish it.
-    Full,
-    /// The batch's deadline passed during the burst: publish it.
-    Deadline,
+enum Burst<X> {
+    /// The buffer reached the length the burst was allowed.
+    Stop,
     /// The source gave something the general path handles (an error, the end, `Pending`).
-    Other {
-        pushed: bool,
-        next: Poll<Option<Result<T, E>>>,
-    },
+    Other { pushed: bool, next: Poll<Option<X>> },
 }
 
-/// The hot loop: appends items to the producer's non-empty buffer while the source is ready and
-/// the batch has room, with no weight limit. Same rules as `place_item`, without the per-item
-/// bookkeeping that only matters for the first item, for weights, or across buffers.
-#[inline(always)]
-fn fast_fill<S, K, T, E, const N: usize, Tm>(
+/// The hot loop: appends items to the producer's non-empty buffer while the source is ready,
+/// until the buffer holds `stop` items. No weight, no clock: one comparison per item.
+fn fast_fill<S, K, T, E, const N: usize>(
     buf: &mut heapless::Vec<T, N>,
-    limits: &Limits,
-    fill: &mut Fill<Tm::Instant>,
-    timer: &Tm,
+    stop: usize,
     mut source: Pin<&mut S>,
     cx: &mut Context<'_>,
-) -> Burst<T, E>
+) -> Burst<Result<T, E>>
 where
     S: Stream,
     K: ItemKind<S::Item, Item = T, Error = E>,
-    Tm: Timer,
 {
-    let max = limits.max_items;
     let mut pushed = false;
     loop {
-        match source.as_mut().poll_next(cx) {
+        let next = match source.as_mut().poll_next(cx) {
             Poll::Ready(Some(item)) => match K::split(item) {
-                Ok(item) => {
-                    if let Err(item) = buf.push(item) {
-                        // Unreachable while `max_items <= N`; the general path stays total.
-                        return Burst::Other {
-                            pushed,
-                            next: Poll::Ready(Some(Ok(item))),
-                        };
-                    }
-                    pushed = true;
-                    if buf.len() >= max {
-                        return Burst::Full;
-                    }
-                    if let Some(deadline) = fill.deadline {
-                        fill.burst += 1;
-                        if fill.burst >= DEADLINE_CHECK_EVERY {
-                            fill.burst = 0;
-                            if timer.now() >= deadline {
-                                return Burst::Deadline;
-                            }
+                Ok(item) => match buf.push(item) {
+                    Ok(()) => {
+                        pushed = true;
+                        if buf.len() >= stop {
+                            return Burst::Stop;
                         }
+                        continue;
                     }
-                }
-                Err(error) => {
-                    return Burst::Other {
-                        pushed,
-                        next: Poll::Ready(Some(Err(error))),
-                    };
-                }
+                    // Unreachable while `stop <= N`; the general path stays total.
+                    Err(item) => Poll::Ready(Some(Ok(item))),
+                },
+                Err(error) => Poll::Ready(Some(Err(error))),
             },
-            Poll::Ready(None) => {
-                return Burst::Other {
-                    pushed,
-                    next: Poll::Ready(None),
-                };
-            }
-            Poll::Pending => {
-                return Burst::Other {
-                    pushed,
-                    next: Poll::Pending,
-                };
-            }
-        }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        };
+        return Burst::Other { pushed, next };
     }
 }
 
 /// The producer's state apart from the source: what the policy needs between polls.
-struct Engine<R, W, K>
+pub(crate) struct Engine<R, W, K>
 where
-    R: Deref,
+    R: SlotRef,
     R::Target: SlotTypes,
 {
     slot: R,
-    limits: Limits,
+    limits: Limits<SpanOf<<R::Target as SlotTypes>::Timer>>,
     weigher: W,
     /// The buffer being filled, if any.
-    own: Option<u8>,
-    fill: Fill<<R::Target as SlotTypes>::Instant>,
+    own: Option<FillToken>,
+    fill: Fill<InstantOf<R>>,
     /// The instant the sleep future is armed for.
-    armed: Option<<R::Target as SlotTypes>::Instant>,
-    /// Whether this producer parked an item in the slot's spill (only it ever does), so the hot
-    /// loop takes the slot's lock for the spill only when there may be one.
-    spilled: bool,
-    /// Items arrived since the source last returned `Pending`.
+    armed: Option<InstantOf<R>>,
+    /// This producer parked an item (or error) in the slot: it pulled it with no room for it.
+    /// The slot keeps it (so a drain or a dropped producer loses nothing) until it is placed.
+    parked: bool,
+    /// Items arrived since the source last returned `Pending` (for the idle gap).
     pushed: bool,
     closing: bool,
-    /// Close the next time the source has nothing ready.
+    /// Close once the source has nothing ready.
     close_when_idle: bool,
+    /// The source returned `Pending` and the producer yielded once to see if it stays so.
+    idle_probe: bool,
     done: bool,
     _kind: PhantomData<K>,
 }
 
-/// Names a slot's timer instant without repeating all its parameters. Public only so it can
-/// appear in bounds; it cannot be named outside this crate.
-pub trait SlotTypes {
-    /// The timer's instant.
-    type Instant: Copy + Ord;
-    /// The timer's sleep future.
-    type Sleep: Future<Output = ()>;
-    /// Publishes the producer's partial batch (if any) and marks the producer done.
-    fn finish_producer(&self, own: Option<(u8, Option<Self::Instant>, usize)>, reason: FlushReason);
-}
-
-impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, Tm, E> {
-    type Instant = Tm::Instant;
-    type Sleep = Tm::Sleep;
-    fn finish_producer(&self, own: Option<(u8, Option<Tm::Instant>, usize)>, reason: FlushReason) {
-        if let Some((i, first_at, weight)) = own {
-            // SAFETY: the producer owns its `Filling` buffer.
-            if unsafe { self.buf_mut(i) }.is_empty() {
-                self.unclaim(i);
-            } else {
-                self.publish(i, reason, first_at, weight, None, false);
-            }
-        }
-        self.producer_done();
-    }
-}
-
-impl<R: Deref, W, K> Engine<R, W, K>
-where
-    R::Target: SlotTypes,
-{
-    /// Publishes the partial batch (if any) and tells the slot the producer is done. Once.
-    fn finish(&mut self, reason: FlushReason) -> Poll<()> {
-        if !self.done {
-            self.done = true;
-            let own = self.own.take().map(|i| (i, self.fill.first_at, self.fill.weight));
-            self.slot.finish_producer(own, reason);
-        }
-        Poll::Ready(())
-    }
-}
-
-impl<R: Deref, W, K> Drop for Engine<R, W, K>
+impl<R: SlotRef, W, K> Drop for Engine<R, W, K>
 where
     R::Target: SlotTypes,
 {
     fn drop(&mut self) {
-        let _ = self.finish(FlushReason::Close);
+        if !self.done {
+            self.done = true;
+            // `Drop` cannot name the slot's `M` and `N`: finish through the slot's erased hook.
+            let own = self.own.take().map(|t| (t, self.fill.first_at, self.fill.weight));
+            SlotTypes::finish_erased(&*self.slot, own);
+        }
     }
 }
 
 impl<R, W, K, M, T, const N: usize, Tm, E> Engine<R, W, K>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>>,
     M: RawMutex,
     Tm: Timer,
     W: Weigher<T>,
@@ -310,26 +319,37 @@ where
         if self.done {
             return Poll::Ready(());
         }
-        let control = self.slot.control(cx);
-        if control.receiver_gone {
-            return self.finish(FlushReason::Close);
-        }
-        if control.flush {
-            self.publish_own(FlushReason::Flush);
-            self.slot.seal_open();
-        }
+        let control = self.slot.producer_control(cx);
         self.closing |= control.closed;
         self.close_when_idle |= control.close_when_idle;
+        if control.flush {
+            if let Some(after) = self.publish_own(FlushReason::Flush, cx) {
+                self.absorb(&after);
+            }
+            self.slot.seal_open();
+        }
+        let driven = control.driven;
+        let mut pulled = 0usize;
         loop {
-            // An item that found no room waits in the slot; it goes first.
-            if self.spilled {
-                if let Some(x) = self.slot.take_spill() {
-                    if let Err(x) = self.place(x, cx) {
-                        self.slot.put_spill(x);
-                        return Poll::Pending;
+            // An item that found no room waits here; it goes first.
+            // On a close it stays there, for the receiver or a drain.
+            if self.parked && !self.closing {
+                if let Some((x, at)) = self.slot.unpark() {
+                    match self.place(x, Some(at), cx) {
+                        Ok(None) => {}
+                        Ok(Some(after)) => {
+                            self.parked = false;
+                            if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                                return p;
+                            }
+                        }
+                        Err(x) => {
+                            self.slot.park(x, at);
+                            return Poll::Pending;
+                        }
                     }
                 }
-                self.spilled = false;
+                self.parked = false;
             }
             if self.closing {
                 return self.finish(FlushReason::Close);
@@ -338,39 +358,47 @@ where
             if self.own.is_none() {
                 match self.slot.room(cx, &self.limits) {
                     Room::Open => {}
-                    Room::Own(i) => self.own = Some(i),
+                    Room::Own(t) => self.own = Some(t),
                     Room::None => return Poll::Pending,
                 }
             }
-            let next = match (self.own, self.limits.max_weight) {
-                (Some(i), None) => {
-                    // SAFETY: buffer `i` is this producer's (`Filling`) until it publishes it.
-                    let buf = unsafe { self.slot.buf_mut(i) };
+            let next = match (&mut self.own, self.limits.max_weight) {
+                (Some(t), None) => {
+                    let buf = self.slot.filling(t);
                     if buf.is_empty() {
                         // The first item of a batch takes the general path: it stamps the batch.
                         source.as_mut().poll_next(cx).map(|o| o.map(K::split))
                     } else {
-                        let timer = self.slot.timer();
-                        match fast_fill::<S, K, T, E, N, Tm>(
-                            buf,
-                            &self.limits,
-                            &mut self.fill,
-                            timer,
-                            source.as_mut(),
-                            cx,
-                        ) {
-                            Burst::Full => {
+                        let max = self.limits.max_items;
+                        let stop = match self.fill.check_len {
+                            0 => max,
+                            c => c.min(max),
+                        };
+                        let before = buf.len();
+                        match fast_fill::<S, K, T, E, N>(buf, stop, source.as_mut(), cx) {
+                            Burst::Stop => {
+                                let len = buf.len();
+                                pulled += len - before;
                                 self.pushed = true;
-                                self.publish_own(FlushReason::Full);
-                                continue;
-                            }
-                            Burst::Deadline => {
-                                self.pushed = true;
-                                self.publish_own(FlushReason::Deadline);
+                                self.idle_probe = false;
+                                let reason = if len >= max {
+                                    Some(FlushReason::Full)
+                                } else if self.fill.deadline_passed(self.slot.timer().now(), len) {
+                                    Some(FlushReason::Deadline)
+                                } else {
+                                    None
+                                };
+                                if let Some(after) = reason.and_then(|r| self.publish_own(r, cx)) {
+                                    if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                                        return p;
+                                    }
+                                }
                                 continue;
                             }
                             Burst::Other { pushed, next } => {
+                                pulled += buf.len() - before;
                                 self.pushed |= pushed;
+                                self.idle_probe &= !pushed;
                                 next
                             }
                         }
@@ -380,126 +408,216 @@ where
             };
             match next {
                 Poll::Ready(Some(x)) => {
-                    if let Err(x) = self.place(x, cx) {
-                        self.slot.put_spill(x);
-                        self.spilled = true;
+                    self.idle_probe = false;
+                    pulled += 1;
+                    match self.place(x, None, cx) {
+                        Ok(None) => {}
+                        Ok(Some(after)) => {
+                            if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                                return p;
+                            }
+                        }
+                        Err(x) => {
+                            self.slot.park(x, self.slot.timer().now());
+                            self.parked = true;
+                        }
                     }
                 }
                 Poll::Ready(None) => return self.finish(FlushReason::End),
-                Poll::Pending if self.close_when_idle => self.closing = true,
-                Poll::Pending => {
-                    if self.poll_due(cx, sleep.as_mut()).is_pending() {
+                Poll::Pending if self.close_when_idle => {
+                    if self.idle_probe {
+                        // `Pending` again after a yield to the executor: the source is idle.
+                        self.closing = true;
+                    } else {
+                        // A `Pending` may only mean the task's budget ran out (tokio's coop):
+                        // yield once, and look again.
+                        self.idle_probe = true;
+                        cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
                 }
+                Poll::Pending => match self.poll_due(cx, sleep.as_mut()) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => {}
+                    Poll::Ready(Some(after)) => {
+                        if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                            return p;
+                        }
+                    }
+                },
             }
         }
     }
 
-    /// Places an item or an error; hands it back if there is no room (the waker is registered).
-    #[inline(always)]
-    fn place(&mut self, x: Result<T, E>, cx: &mut Context<'_>) -> Result<(), Result<T, E>> {
+    /// Takes in what a publish read from the slot.
+    fn absorb(&mut self, after: &AfterPublish) {
+        self.closing |= after.control.closed;
+        self.close_when_idle |= after.control.close_when_idle;
+        if after.control.flush {
+            self.slot.seal_open();
+        }
+    }
+
+    /// After a publish: yields (returns `Some(Pending)`) when the caller waits for that batch, so a
+    /// caller on the same thread takes it now, or when this poll pulled enough items.
+    fn after_publish(
+        &mut self,
+        after: &AfterPublish,
+        driven: bool,
+        pulled: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<()>> {
+        self.absorb(after);
+        if driven {
+            // The in-task driver polls the caller right after this returns, and polls the
+            // producer again by itself since a handoff happened: no wake-up needed, so it
+            // always hands over at once.
+            return Some(Poll::Pending);
+        }
+        if after.consumer_waiting {
+            // Hand over, and wait until the caller has taken it: the slot wakes this producer
+            // then. Waking itself instead would not be enough: an executor may poll it again
+            // before the caller (tokio's `block_on` polls its own future last).
+            *pulled = 0;
+            return Some(Poll::Pending);
+        }
+        if after.open || *pulled >= YIELD_AFTER_ITEMS {
+            // A batch left by time, for a caller that has not asked yet: yield, so a caller on
+            // this thread can take it before it fills up. And an always-ready source: let the
+            // executor run its other tasks now and then.
+            *pulled = 0;
+            cx.waker().wake_by_ref();
+            return Some(Poll::Pending);
+        }
+        None
+    }
+
+    /// Publishes the partial batch (if any) and tells the slot the producer is done. Once.
+    fn finish(&mut self, reason: FlushReason) -> Poll<()> {
+        if !self.done {
+            self.done = true;
+            let own = self.own.take().map(|t| {
+                let p = Published {
+                    reason,
+                    first_at: self.fill.first_at,
+                    weight: self.fill.weight,
+                    error: None,
+                    open: false,
+                };
+                (t, p)
+            });
+            self.slot.finish(own);
+        }
+        Poll::Ready(())
+    }
+
+    /// Places an item or an error pulled at `at` (now, if `None`). Hands it back if there is no
+    /// room (the producer's waker is registered); returns what the slot said if a batch left.
+    fn place(
+        &mut self,
+        x: Result<T, E>,
+        at: Option<Tm::Instant>,
+        cx: &mut Context<'_>,
+    ) -> Result<Option<AfterPublish>, Result<T, E>> {
         match x {
-            Ok(item) => self.place_item(item, cx).map_err(Ok),
+            Ok(item) => self.place_item(item, at, cx).map_err(Ok),
             Err(error) => self.place_error(error, cx).map_err(Err),
         }
     }
 
-    #[inline(always)]
-    fn place_item(&mut self, item: T, cx: &mut Context<'_>) -> Result<(), T> {
+    fn place_item(
+        &mut self,
+        item: T,
+        at: Option<Tm::Instant>,
+        cx: &mut Context<'_>,
+    ) -> Result<Option<AfterPublish>, T> {
         let w = self.weigher.weigh(&item);
         let mut item = item;
+        let mut published = None;
         loop {
-            let i = match self.own {
-                Some(i) => i,
-                None => {
-                    item = match self.slot.append_open(item, w, &self.limits) {
-                        Ok(()) => return Ok(()),
-                        Err(item) => item,
-                    };
-                    match self.claim(cx) {
-                        Some(i) => i,
-                        None => return Err(item),
-                    }
+            if self.own.is_none() {
+                item = match self.slot.append_open(item, w, &self.limits) {
+                    Ok(()) => return Ok(published),
+                    Err(item) => item,
+                };
+                match self.slot.claim(cx) {
+                    Some(t) => self.own = Some(t),
+                    None => return Err(item),
                 }
-            };
-            // SAFETY: buffer `i` is this producer's (`Filling`) until it publishes it.
-            let buf = unsafe { self.slot.buf_mut(i) };
+            }
+            let Some(t) = &mut self.own else { unreachable!() };
+            let buf = self.slot.filling(t);
             if !self.limits.fits(buf.len(), self.fill.weight, w) {
-                self.publish_own(FlushReason::Full);
+                published = self.publish_own(FlushReason::Full, cx).or(published);
                 continue;
             }
             let first = buf.is_empty();
             if let Err(back) = buf.push(item) {
                 // Unreachable while `max_items <= N`; kept total rather than panicking.
                 item = back;
-                self.publish_own(FlushReason::Full);
+                published = self.publish_own(FlushReason::Full, cx).or(published);
                 continue;
             }
             let len = buf.len();
             self.fill.weight += w;
             self.pushed = true;
-            let timer = self.slot.timer();
             if first {
-                let now = timer.now();
-                self.fill.first_at = Some(now);
-                self.fill.deadline = self.limits.max_wait.and_then(|d| timer.add(now, d));
-                self.fill.burst = 0;
+                let at = at.unwrap_or_else(|| self.slot.timer().now());
+                self.fill.start(at, self.limits.max_wait);
             }
             if self.limits.is_full(len, self.fill.weight) {
-                self.publish_own(FlushReason::Full);
-            } else if let Some(deadline) = self.fill.deadline {
-                self.fill.burst += 1;
-                if self.fill.burst >= DEADLINE_CHECK_EVERY {
-                    self.fill.burst = 0;
-                    if timer.now() >= deadline {
-                        self.publish_own(FlushReason::Deadline);
-                    }
-                }
+                published = self.publish_own(FlushReason::Full, cx).or(published);
+            } else if len == self.fill.check_len && self.fill.deadline_passed(self.slot.timer().now(), len) {
+                published = self.publish_own(FlushReason::Deadline, cx).or(published);
             }
-            return Ok(());
+            return Ok(published);
         }
     }
 
-    fn place_error(&mut self, error: E, cx: &mut Context<'_>) -> Result<(), E> {
+    fn place_error(&mut self, error: E, cx: &mut Context<'_>) -> Result<Option<AfterPublish>, E> {
         let mut error = error;
         if self.own.is_none() {
             error = match self.slot.append_error_open(error) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(error) => error,
             };
-            if self.claim(cx).is_none() {
-                return Err(error);
+            match self.slot.claim(cx) {
+                Some(t) => self.own = Some(t),
+                None => return Err(error),
             }
         }
-        let i = self.own.take().expect("set above");
+        let Some(t) = self.own.take() else { unreachable!() };
         let fill = core::mem::replace(&mut self.fill, Fill::new());
-        self.slot
-            .publish(i, FlushReason::Error, fill.first_at, fill.weight, Some(error), false);
-        Ok(())
+        let p = Published {
+            reason: FlushReason::Error,
+            first_at: fill.first_at,
+            weight: fill.weight,
+            error: Some(error),
+            open: false,
+        };
+        Ok(Some(self.slot.publish(t, p, cx)))
     }
 
     /// The source has nothing now: emit the batch if its deadline or idle gap has passed, else
-    /// arm the sleep for whichever comes first. `Ready` means a batch was emitted.
-    fn poll_due(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Option<Tm::Sleep>>) -> Poll<()> {
-        let Some(i) = self.own else {
+    /// arm the sleep for whichever comes first. `Ready` means look again: with what the slot said
+    /// if a batch was emitted.
+    fn poll_due(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Option<Tm::Sleep>>) -> Poll<Option<AfterPublish>> {
+        let Some(t) = &mut self.own else {
             return Poll::Pending;
         };
-        // SAFETY: buffer `i` is this producer's (`Filling`).
-        if unsafe { self.slot.buf_mut(i) }.is_empty() {
+        if self.slot.filling(t).is_empty() {
             return Poll::Pending; // never a timer for an empty batch
         }
         let timer = self.slot.timer();
         let now = timer.now();
         if core::mem::take(&mut self.pushed) {
-            self.fill.idle_at = self.limits.idle.and_then(|d| timer.add(now, d));
+            self.fill.idle_at = self.limits.idle.and_then(|d| now.checked_add(d));
         }
         let Some((at, reason)) = self.fill.due() else {
             return Poll::Pending;
         };
         if at <= now {
-            self.publish_own(reason);
-            return Poll::Ready(());
+            return Poll::Ready(self.publish_own(reason, cx));
         }
         if self.armed != Some(at) {
             match sleep.as_mut().as_pin_mut() {
@@ -513,31 +631,27 @@ where
             // Re-checked against the current batch on the next pass: a sleep armed for an older
             // batch can never emit this one early.
             self.armed = None;
-            return Poll::Ready(());
+            return Poll::Ready(None);
         }
         Poll::Pending
     }
 
-    /// Claims a free buffer as the producer's own.
-    fn claim(&mut self, cx: &mut Context<'_>) -> Option<u8> {
-        let claimed = self.slot.claim(cx);
-        if claimed.is_some() {
-            self.own = claimed;
-        }
-        claimed
-    }
-
     /// Publishes the buffer being filled, if it holds anything.
-    fn publish_own(&mut self, reason: FlushReason) {
-        let Some(i) = self.own else { return };
-        // SAFETY: buffer `i` is this producer's (`Filling`).
-        let len = unsafe { self.slot.buf_mut(i) }.len();
+    fn publish_own(&mut self, reason: FlushReason, cx: &mut Context<'_>) -> Option<AfterPublish> {
+        let t = self.own.as_mut()?;
+        let len = self.slot.filling(t).len();
         if len == 0 {
-            return;
+            return None;
         }
-        self.own = None;
+        let t = self.own.take()?;
         let fill = core::mem::replace(&mut self.fill, Fill::new());
-        let open = reason.stays_open() && !self.limits.is_full(len, fill.weight);
-        self.slot.publish(i, reason, fill.first_at, fill.weight, None, open);
+        let p = Published {
+            reason,
+            first_at: fill.first_at,
+            weight: fill.weight,
+            error: None,
+            open: reason.stays_open() && !self.limits.is_full(len, fill.weight),
+        };
+        Some(self.slot.publish(t, p, cx))
     }
 }

@@ -8,6 +8,7 @@
 use core::convert::Infallible;
 use core::fmt;
 use core::future::poll_fn;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -16,29 +17,30 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use futures_core::{FusedStream, Stream};
 use heapless::Vec;
 
-use crate::config::ConfigError;
 use crate::policy::BatchInfo;
 use crate::producer::SlotTypes;
-use crate::slot::{Release, Remainder, Slot};
+use crate::slot::{LentSlot, LentToken, Remainder, Slot, SlotRef};
+#[cfg(feature = "stats")]
 use crate::stats::Stats;
-use crate::timer::Timer;
+use crate::timer::{Instant, Timer};
 
-/// The caller's half of a [`Slot`]. Create with [`Slot::split`] or [`Receiver::new`].
+/// The caller's half of a [`Slot`]. Create with [`Slot::split`].
 ///
 /// Dropping the receiver closes the slot: the producer stops. Call
 /// [`Receiver::drain_remainder`] first to keep what is still buffered.
+#[must_use = "streams do nothing unless polled"]
 pub struct Receiver<R>
 where
-    R: Deref,
-    R::Target: Release + SlotTypes,
+    R: SlotRef,
+    R::Target: SlotTypes + Detach,
 {
     slot: R,
     terminated: bool,
 }
 
-impl<R: Deref> fmt::Debug for Receiver<R>
+impl<R: SlotRef> fmt::Debug for Receiver<R>
 where
-    R::Target: Release + SlotTypes + fmt::Debug,
+    R::Target: SlotTypes + Detach + fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
@@ -49,9 +51,9 @@ where
 }
 
 #[cfg(feature = "defmt")]
-impl<R: Deref> defmt::Format for Receiver<R>
+impl<R: SlotRef> defmt::Format for Receiver<R>
 where
-    R::Target: Release + SlotTypes,
+    R::Target: SlotTypes + Detach,
 {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "Receiver {{ terminated: {} }}", self.terminated)
@@ -59,21 +61,27 @@ where
 }
 
 // The receiver never pins its fields: it is `Unpin` whatever the slot handle and instant are.
-impl<R: Deref> Unpin for Receiver<R> where R::Target: Release + SlotTypes {}
+impl<R: SlotRef> Unpin for Receiver<R> where R::Target: SlotTypes + Detach {}
 
-impl<R: Deref> Drop for Receiver<R>
+impl<R: SlotRef> Drop for Receiver<R>
 where
-    R::Target: Release + SlotTypes,
+    R::Target: SlotTypes + Detach,
 {
     fn drop(&mut self) {
         self.slot.detach();
     }
 }
 
-impl<R: Deref> Receiver<R>
+impl<R: SlotRef> Receiver<R>
 where
-    R::Target: Release + SlotTypes,
+    R::Target: SlotTypes + Detach,
 {
+    /// Whether the end was delivered.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn is_terminated_inner(&self) -> bool {
+        self.terminated
+    }
+
     /// The handle to the slot (a reference or an `Arc`).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn slot_ref(&self) -> &R {
@@ -83,17 +91,16 @@ where
 
 impl<R, M, T, const N: usize, Tm, E> Receiver<R>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, E>>,
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>>,
     M: RawMutex,
     Tm: Timer,
 {
-    /// Attaches a receiver to `slot`. Fails if the slot already has one.
-    pub fn new(slot: R) -> Result<Self, ConfigError> {
-        slot.attach_receiver()?;
-        Ok(Self {
+    /// A receiver for a slot `split` has just attached.
+    pub(crate) fn attached(slot: R) -> Self {
+        Self {
             slot,
             terminated: false,
-        })
+        }
     }
 
     /// The next batch, or the next error from the source, or `None` once the producer is done and
@@ -106,18 +113,16 @@ where
         Slot<M, T, N, Tm, E>: 'a,
     {
         let taken = poll_fn(|cx| self.poll_taken(cx)).await?;
-        Some(taken.map(|(index, info)| BatchGuard {
-            // SAFETY: the slot lent buffer `index` to this receiver (`Lent`), and the guard borrows
-            // the receiver mutably, so no second guard can exist until this one hands it back.
-            items: unsafe { self.slot.buf_mut(index) },
+        Some(taken.map(|(token, info)| BatchGuard {
+            token: Some(token),
             info,
             slot: &*self.slot,
-            index,
+            _lent: PhantomData,
         }))
     }
 
     #[allow(clippy::type_complexity)]
-    fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(u8, BatchInfo<Tm::Instant>), E>>> {
+    fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), E>>> {
         if self.terminated {
             return Poll::Ready(None);
         }
@@ -126,7 +131,7 @@ where
                 self.terminated = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(r)) => Poll::Ready(Some(r.map(|t| (t.index, t.info)))),
+            Poll::Ready(Some(r)) => Poll::Ready(Some(r)),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -136,11 +141,9 @@ where
     pub fn poll_next_owned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Batch<T, N, Tm::Instant>, E>>> {
         self.poll_taken(cx).map(|o| {
             o.map(|r| {
-                r.map(|(index, info)| {
-                    // SAFETY: buffer `index` was just lent to this receiver; no guard exists.
-                    let items = core::mem::take(unsafe { self.slot.buf_mut(index) });
-                    self.slot.release(index);
-                    Batch { items, info }
+                r.map(|(token, info)| Batch {
+                    items: self.slot.take_lent(token),
+                    info,
                 })
             })
         })
@@ -162,6 +165,7 @@ where
     }
 
     /// See [`Slot::stats`].
+    #[cfg(feature = "stats")]
     pub fn stats(&self) -> Stats {
         self.slot.stats()
     }
@@ -186,14 +190,17 @@ where
     }
 
     /// A `Stream` of `Result<Batch, E>`, for sources that can fail.
-    pub fn into_try_stream(self) -> TryBatches<R> {
+    pub fn into_try_stream(self) -> TryBatches<R>
+    where
+        R: Unpin,
+    {
         TryBatches(self)
     }
 }
 
 impl<R, M, T, const N: usize, Tm> Receiver<R>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, Infallible>>,
+    R: SlotRef<Target = Slot<M, T, N, Tm, Infallible>>,
     M: RawMutex,
     Tm: Timer,
 {
@@ -235,7 +242,7 @@ where
 
 impl<R, M, T, const N: usize, Tm> Stream for Receiver<R>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, Infallible>> + Unpin,
+    R: SlotRef<Target = Slot<M, T, N, Tm, Infallible>> + Unpin,
     M: RawMutex,
     Tm: Timer,
 {
@@ -252,7 +259,7 @@ where
 
 impl<R, M, T, const N: usize, Tm> FusedStream for Receiver<R>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, Infallible>> + Unpin,
+    R: SlotRef<Target = Slot<M, T, N, Tm, Infallible>> + Unpin,
     M: RawMutex,
     Tm: Timer,
 {
@@ -262,14 +269,15 @@ where
 }
 
 /// A [`Receiver`] as a `Stream` of `Result<Batch, E>`. From [`Receiver::into_try_stream`].
+#[must_use = "streams do nothing unless polled"]
 pub struct TryBatches<R>(pub Receiver<R>)
 where
-    R: Deref,
-    R::Target: Release + SlotTypes;
+    R: SlotRef,
+    R::Target: SlotTypes + Detach;
 
-impl<R: Deref> fmt::Debug for TryBatches<R>
+impl<R: SlotRef> fmt::Debug for TryBatches<R>
 where
-    R::Target: Release + SlotTypes + fmt::Debug,
+    R::Target: SlotTypes + Detach + fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TryBatches").field(&self.0).finish()
@@ -278,7 +286,7 @@ where
 
 impl<R, M, T, const N: usize, Tm, E> Stream for TryBatches<R>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, E>> + Unpin,
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Unpin,
     M: RawMutex,
     Tm: Timer,
 {
@@ -290,7 +298,7 @@ where
 
 impl<R, M, T, const N: usize, Tm, E> FusedStream for TryBatches<R>
 where
-    R: Deref<Target = Slot<M, T, N, Tm, E>> + Unpin,
+    R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Unpin,
     M: RawMutex,
     Tm: Timer,
 {
@@ -307,37 +315,35 @@ where
 ///
 /// `S` is the slot it came from; the guard is `Send` when the slot is `Sync` (tokio's slot is),
 /// so it can be held across an `.await` in a spawned task.
-pub struct BatchGuard<'a, T, const N: usize, I, S: Release + ?Sized> {
-    items: &'a mut Vec<T, N>,
+#[must_use = "dropping the guard hands the batch back at once"]
+pub struct BatchGuard<'a, T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> {
+    /// `None` only while `take` moves the items out.
+    token: Option<LentToken>,
     info: BatchInfo<I>,
     slot: &'a S,
-    index: u8,
+    /// The guard lends the batch like a `&mut Vec<T, N>`: `Send` and `Sync` as that is.
+    _lent: PhantomData<&'a mut Vec<T, N>>,
 }
 
-impl<T: fmt::Debug, const N: usize, I: fmt::Debug, S: Release + ?Sized> fmt::Debug for BatchGuard<'_, T, N, I, S> {
+impl<T: fmt::Debug, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> fmt::Debug for BatchGuard<'_, T, N, I, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchGuard")
-            .field("items", &self.items)
+            .field("items", &self.as_slice())
             .field("info", &self.info)
             .finish()
     }
 }
 
 #[cfg(feature = "defmt")]
-impl<T: defmt::Format, const N: usize, I: defmt::Format, S: Release + ?Sized> defmt::Format
+impl<T: defmt::Format, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> defmt::Format
     for BatchGuard<'_, T, N, I, S>
 {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(
-            f,
-            "BatchGuard {{ items: {}, info: {} }}",
-            self.items.as_slice(),
-            self.info
-        )
+        defmt::write!(f, "BatchGuard {{ items: {}, info: {} }}", self.as_slice(), self.info)
     }
 }
 
-impl<T, const N: usize, I: Copy, S: Release + ?Sized> BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> BatchGuard<'_, T, N, I, S> {
     /// Why the batch was emitted, when its first item arrived, and how old that item was when the
     /// batch was handed over.
     pub fn info(&self) -> BatchInfo<I> {
@@ -345,62 +351,75 @@ impl<T, const N: usize, I: Copy, S: Release + ?Sized> BatchGuard<'_, T, N, I, S>
     }
 
     /// Moves the items out (one copy of the buffer) and hands the buffer back.
-    pub fn take(self) -> Batch<T, N, I> {
-        Batch {
-            items: core::mem::take(self.items),
-            info: self.info,
-        }
+    pub fn take(mut self) -> Batch<T, N, I> {
+        let mut token = self.token.take().expect("a guard holds its token until dropped");
+        let items = core::mem::take(self.slot.lent_items_mut(&mut token));
+        self.slot.give_back(token);
+        Batch { items, info: self.info }
     }
 }
 
-impl<T, const N: usize, I, S: Release + ?Sized> Deref for BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> Deref for BatchGuard<'_, T, N, I, S> {
     type Target = Vec<T, N>;
     fn deref(&self) -> &Vec<T, N> {
-        self.items
+        self.slot
+            .lent_items(self.token.as_ref().expect("a guard holds its token until dropped"))
     }
 }
 
-impl<T, const N: usize, I, S: Release + ?Sized> DerefMut for BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> DerefMut for BatchGuard<'_, T, N, I, S> {
     fn deref_mut(&mut self) -> &mut Vec<T, N> {
-        self.items
+        self.slot
+            .lent_items_mut(self.token.as_mut().expect("a guard holds its token until dropped"))
     }
 }
 
-impl<T, const N: usize, I, S: Release + ?Sized> Drop for BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> Drop for BatchGuard<'_, T, N, I, S> {
     fn drop(&mut self) {
-        // Item destructors run here, outside the slot's lock.
-        self.items.clear();
-        self.slot.release(self.index);
+        if let Some(token) = self.token.take() {
+            self.slot.give_back(token);
+        }
     }
 }
 
 /// A batch moved out of the slot: the items and what the batch says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Batch<T, const N: usize, I> {
+pub struct Batch<T, const N: usize, I: Instant> {
     /// The items, oldest first.
     pub items: Vec<T, N>,
     /// Why it was emitted and when its first item arrived.
     pub info: BatchInfo<I>,
 }
 
-impl<T, const N: usize, I> Deref for Batch<T, N, I> {
+impl<T, const N: usize, I: Instant> Deref for Batch<T, N, I> {
     type Target = Vec<T, N>;
     fn deref(&self) -> &Vec<T, N> {
         &self.items
     }
 }
 
-impl<T, const N: usize, I> DerefMut for Batch<T, N, I> {
+impl<T, const N: usize, I: Instant> DerefMut for Batch<T, N, I> {
     fn deref_mut(&mut self) -> &mut Vec<T, N> {
         &mut self.items
     }
 }
 
-impl<T, const N: usize, I> IntoIterator for Batch<T, N, I> {
+impl<T, const N: usize, I: Instant> IntoIterator for Batch<T, N, I> {
     type Item = T;
     type IntoIter = <Vec<T, N> as IntoIterator>::IntoIter;
     fn into_iter(self) -> Self::IntoIter {
         self.items.into_iter()
+    }
+}
+
+/// What a receiver does to its slot when it drops. Sealed.
+pub trait Detach: crate::slot::sealed::Sealed {
+    #[doc(hidden)]
+    fn detach(&self);
+}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Detach for Slot<M, T, N, Tm, E> {
+    fn detach(&self) {
+        self.detach_receiver();
     }
 }

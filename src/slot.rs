@@ -9,48 +9,56 @@
 //!
 //! The slot is generic over embassy-sync's [`RawMutex`]: `NoopRawMutex` when producer and caller
 //! share one executor, `CriticalSectionRawMutex` across interrupts and cores, and
-//! [`StdRawMutex`](crate::StdRawMutex) (feature `std`) for threads. It has a `const fn new`, so it
-//! can live in a `static`. Pick `embassy_sync::zerocopy_channel` instead when you need more than
-//! two slots and no batching policy.
+//! [`StdRawMutex`](crate::StdRawMutex) (feature `std`) for threads. It has a `const fn new`, and
+//! an empty slot is all zero bits, so a `static` slot costs no flash for its initial value. Pick
+//! `embassy_sync::zerocopy_channel` instead when you need more than two slots and no batching
+//! policy.
+//!
+//! # Ownership of the buffers
+//!
+//! This module holds every `unsafe` block that touches a buffer. Roles change only under the
+//! slot's mutex, and each change out of `Free` or `Ready` hands out a typed token: a
+//! [`FillToken`] to the producer for a `Filling` buffer, a [`LentToken`] to the receiver for a
+//! `Lent` one. Tokens cannot be created, copied or named outside this crate; a buffer is reached
+//! without the lock only through its token, and handing the token back is the only way out of the
+//! role. So at any time a buffer has at most one reference outside the lock.
 
 use core::cell::{RefCell, UnsafeCell};
 use core::convert::Infallible;
 use core::fmt;
+use core::ops::Deref;
 use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use heapless::Vec;
 
-use crate::config::Limits;
-use crate::policy::{BatchInfo, FlushReason};
+use crate::policy::{BatchInfo, FlushReason, Limits};
+#[cfg(feature = "stats")]
 use crate::stats::{Counters, Stats};
-use crate::timer::Timer;
+use crate::timer::{Instant, Timer};
 
-/// Who may touch a buffer. Changed only under the slot's mutex.
+/// Who may touch a buffer. Changed only under the slot's mutex. `Free` is zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Role {
     /// Empty; the producer may claim it.
-    Free,
-    /// The producer's; only the producer touches it, without the lock.
+    Free = 0,
+    /// The producer's: reached only through its [`FillToken`].
     Filling,
     /// Published and queued; touched only under the lock.
     Ready,
-    /// The caller's; only the caller touches it, without the lock.
+    /// The caller's: reached only through its [`LentToken`].
     Lent,
 }
 
-/// What a ready buffer says about itself until the caller takes it.
-#[derive(Clone, Copy)]
-struct Meta<I> {
-    reason: FlushReason,
-    first_at: I,
-}
-
-struct State<T, I, E> {
+/// The shared state. Every field's empty value is zero bits (`Option` is `None`, enums start at
+/// zero), so an empty slot in a `static` lands in `.bss`.
+struct State<T, I: Instant, E> {
     role: [Role; 2],
+    reason: [FlushReason; 2],
     /// Set while a buffer is `Ready` or `Lent` with a batch (not for an error alone).
-    meta: [Option<Meta<I>>; 2],
+    first_at: [Option<I>; 2],
     /// An error from the source that follows the batch in this buffer (or stands alone in it).
     error: [Option<E>; 2],
     /// The total weight of the `open` batch.
@@ -60,38 +68,45 @@ struct State<T, I, E> {
     queued: u8,
     /// The newest ready buffer, while it may still take items.
     open: Option<u8>,
-    /// An item (or error) pulled from the source that found no room yet; placed before the next pull.
-    spill: Option<Result<T, E>>,
+    /// An item (or error) the producer pulled but never placed, with the instant it was pulled.
+    parked: Option<(Result<T, E>, I)>,
     closed: bool,
     /// Close once the source has nothing ready.
     close_when_idle: bool,
     flush: bool,
     producer: Attach,
     receiver: Attach,
+    /// The receiver is parked in `poll_take`, waiting for a batch.
+    consumer_waiting: bool,
+    /// The producer handed a batch to a waiting receiver and waits until it is taken: wake it then.
+    producer_awaits_take: bool,
     producer_waker: Registration,
     consumer_waker: Registration,
-    consumer_waiting: Wait<I>,
-    producer_waiting: Wait<I>,
     /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
     /// again while this changes, instead of a round trip through the executor.
     handoffs: u32,
     /// Set while the in-task driver polls both halves in one task: a handoff's wake-up would be
     /// for that same task, which polls again by itself while handoffs happen, so it is skipped.
     driven: bool,
-    stats: Counters,
+    #[cfg(feature = "stats")]
+    waits: Waits<I>,
+    #[cfg(feature = "stats")]
+    stats: Counters<I::Span>,
+}
+
+/// When each side began to wait for the other (for [`Stats`]' waiting times).
+#[cfg(feature = "stats")]
+struct Waits<I> {
+    consumer: Wait<I>,
+    producer: Wait<I>,
 }
 
 /// One party's waker: the producer's or the consumer's.
 ///
-/// Unlike embassy-sync's `WakerRegistration`, registering does not wake the waker it replaces. Each
-/// registration belongs to one party, which registers again on every poll, so the waker replaced is
-/// that party's own older one. And some runtimes' wakers are not `will_wake` with their own clones
-/// (tokio's `block_on` waker, for one): waking the replaced waker there made every poll schedule
-/// another, spurious poll of the task.
-///
-/// While the in-task driver polls both halves (`driven`), the task's waker is the same for every
-/// round of that poll, so it is registered once per poll, not once per round: a waker that is not
-/// `will_wake` with its clone would otherwise be cloned and dropped (two atomic operations) each time.
+/// Registering does not wake the waker it replaces (unlike embassy-sync's `WakerRegistration`):
+/// each registration belongs to one party, which registers again on every poll. While the in-task
+/// driver polls both halves (`driven`), the task's waker is the same for every round of that poll,
+/// so it is registered once per poll, not once per round.
 struct Registration {
     waker: Option<Waker>,
     /// Registered during the in-task driver's current poll.
@@ -115,15 +130,15 @@ impl Registration {
             None => self.waker = Some(waker.clone()),
         }
     }
-    fn wake(&mut self) {
+    /// The waker to wake once the lock is released.
+    fn take(&mut self) -> Option<Waker> {
         self.this_poll = false;
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
+        self.waker.take()
     }
 }
 
-/// Whether a side is waiting for the other, and since when (for [`Stats`]' waiting times).
+/// Whether a side is waiting for the other, and since when.
+#[cfg(feature = "stats")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait<I> {
     No,
@@ -141,20 +156,31 @@ enum Attach {
     Gone,
 }
 
-impl<T, I, E> State<T, I, E> {
-    /// A batch or the end was handed to the consumer.
-    fn handoff_to_consumer(&mut self) {
-        self.handoffs = self.handoffs.wrapping_add(1);
-        if !self.driven {
-            self.consumer_waker.wake();
+/// Wakes the parties a locked step decided to wake, after the lock is released.
+#[must_use]
+struct Wake(Option<Waker>, Option<Waker>);
+
+impl Wake {
+    fn now(self) {
+        if let Some(w) = self.0 {
+            w.wake();
+        }
+        if let Some(w) = self.1 {
+            w.wake();
         }
     }
-    /// A buffer was handed back to the producer.
-    fn handoff_to_producer(&mut self) {
+}
+
+impl<T, I: Instant, E> State<T, I, E> {
+    /// A batch or the end was handed to the consumer: its waker, unless the driver polls it anyway.
+    fn handoff_to_consumer(&mut self) -> Option<Waker> {
         self.handoffs = self.handoffs.wrapping_add(1);
-        if !self.driven {
-            self.producer_waker.wake();
-        }
+        if self.driven { None } else { self.consumer_waker.take() }
+    }
+    /// A buffer was handed back to the producer.
+    fn handoff_to_producer(&mut self) -> Option<Waker> {
+        self.handoffs = self.handoffs.wrapping_add(1);
+        if self.driven { None } else { self.producer_waker.take() }
     }
     fn push_back(&mut self, i: u8) {
         self.queue[self.queued as usize] = i;
@@ -175,28 +201,79 @@ impl<T, I, E> State<T, I, E> {
         Some(i)
     }
     fn free_buffer(&self) -> Option<u8> {
-        self.role.iter().position(|r| *r == Role::Free).map(|i| i as u8)
+        if self.role[0] == Role::Free {
+            Some(0)
+        } else if self.role[1] == Role::Free {
+            Some(1)
+        } else {
+            None
+        }
+    }
+    /// Claims a free buffer, or registers the producer's waker for when one is handed back.
+    fn claim(&mut self, cx: &mut Context<'_>) -> Option<FillToken> {
+        match self.free_buffer() {
+            Some(i) => {
+                self.role[i as usize] = Role::Filling;
+                // A new batch starts: the older ready one must not take later items.
+                self.open = None;
+                Some(FillToken(i))
+            }
+            None => {
+                self.producer_waker.register(cx.waker(), self.driven);
+                None
+            }
+        }
     }
 }
 
-/// Control requests for the producer, read once per poll.
+/// The producer's exclusive right to the buffer it fills. Made only by the slot when a buffer
+/// turns `Filling`; given back to leave that role. Not `Clone`, not constructible outside.
+#[derive(Debug)]
+pub struct FillToken(u8);
+
+/// The receiver's exclusive right to a lent buffer. Made only by the slot when a buffer turns
+/// `Lent`; given back (by dropping the guard) to leave that role.
+#[derive(Debug)]
+pub struct LentToken(u8);
+
+/// Control requests for the producer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Control {
     pub(crate) closed: bool,
     pub(crate) close_when_idle: bool,
     pub(crate) flush: bool,
-    pub(crate) receiver_gone: bool,
+    /// The in-task driver polls this producer beside the consumer (it needs no self-wake to yield).
+    pub(crate) driven: bool,
 }
 
 /// Where the producer's next item goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Room {
     /// Appended under the lock to the newest ready batch.
     Open,
     /// Into this buffer, now the producer's.
-    Own(u8),
+    Own(FillToken),
     /// Nowhere: every buffer is taken. The producer's waker is registered.
     None,
+}
+
+/// What a producer hands over with a buffer it publishes.
+pub(crate) struct Published<I, E> {
+    pub(crate) reason: FlushReason,
+    /// `None` only for an error with no item before it.
+    pub(crate) first_at: Option<I>,
+    pub(crate) weight: usize,
+    pub(crate) error: Option<E>,
+    /// The batch may keep taking items while it waits.
+    pub(crate) open: bool,
+}
+
+/// What the producer learns when it publishes.
+pub(crate) struct AfterPublish {
+    pub(crate) control: Control,
+    /// The caller was waiting for this batch: yield so it can take it.
+    pub(crate) consumer_waiting: bool,
+    /// The batch may still take items while it waits for the caller.
+    pub(crate) open: bool,
 }
 
 /// The prefetch slot: two batch buffers of capacity `N`, shared by one producer and one receiver.
@@ -231,11 +308,11 @@ pub struct Slot<M: RawMutex, T, const N: usize, Tm: Timer, E = Infallible> {
     timer: Tm,
 }
 
-// SAFETY: the buffers are the only state outside the mutex. Each is touched only by the side whose
-// `Role` says it owns it (`Filling`: the producer, `Lent`: the receiver), or under the mutex
-// (`Ready`, `Free`), and roles change only under the mutex, so no buffer is ever accessed from two
-// threads at once. Items and errors cross threads, hence `T: Send, E: Send`; the mutex must be
-// `Sync` to be locked from several threads.
+// SAFETY: the buffers are the only state outside the mutex. Each is reached only through the one
+// token for its role (`Filling`: the producer's `FillToken`, `Lent`: the receiver's `LentToken`),
+// or under the mutex (`Ready`, `Free`), and roles change only under the mutex, so no buffer is
+// ever accessed from two threads at once. Items and errors cross threads, hence `T: Send, E:
+// Send`; the mutex must be `Sync` to be locked from several threads.
 unsafe impl<M, T, const N: usize, Tm, E> Sync for Slot<M, T, N, Tm, E>
 where
     M: RawMutex + Sync,
@@ -248,14 +325,12 @@ where
 
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, Tm, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.state.lock(|s| {
-            let s = s.borrow();
+        self.with(|s| {
             f.debug_struct("Slot")
                 .field("capacity", &N)
                 .field("roles", &s.role)
                 .field("ready", &s.queued)
                 .field("closed", &s.closed)
-                .field("stats", &s.stats.snapshot())
                 .finish_non_exhaustive()
         })
     }
@@ -264,15 +339,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
 #[cfg(feature = "defmt")]
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> defmt::Format for Slot<M, T, N, Tm, E> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        let (ready, closed, stats) = self.with(|s| (s.queued, s.closed, s.stats.snapshot()));
-        defmt::write!(
-            f,
-            "Slot {{ capacity: {}, ready: {}, closed: {}, stats: {} }}",
-            N,
-            ready,
-            closed,
-            stats
-        )
+        let (ready, closed) = self.with(|s| (s.queued, s.closed));
+        defmt::write!(f, "Slot {{ capacity: {}, ready: {}, closed: {} }}", N, ready, closed)
     }
 }
 
@@ -284,24 +352,31 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             bufs: [UnsafeCell::new(Vec::new()), UnsafeCell::new(Vec::new())],
             state: Mutex::new(RefCell::new(State {
                 role: [Role::Free; 2],
-                meta: [None, None],
+                reason: [FlushReason::Full; 2],
+                first_at: [None, None],
                 error: [None, None],
                 open_weight: 0,
                 queue: [0; 2],
                 queued: 0,
                 open: None,
-                spill: None,
+                parked: None,
                 closed: false,
                 close_when_idle: false,
                 flush: false,
                 producer: Attach::None,
                 receiver: Attach::None,
+                consumer_waiting: false,
+                producer_awaits_take: false,
                 producer_waker: Registration::new(),
                 consumer_waker: Registration::new(),
-                consumer_waiting: Wait::No,
-                producer_waiting: Wait::No,
                 handoffs: 0,
                 driven: false,
+                #[cfg(feature = "stats")]
+                waits: Waits {
+                    consumer: Wait::No,
+                    producer: Wait::No,
+                },
+                #[cfg(feature = "stats")]
                 stats: Counters::new(),
             })),
             timer,
@@ -314,34 +389,40 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     }
 
     /// Asks the producer to emit the batch it is filling now (reason [`FlushReason::Flush`]), and
-    /// to stop adding to a ready batch. Does nothing if there is nothing to emit.
+    /// to stop adding to a ready batch. Does nothing if there is nothing to emit, or once the
+    /// slot is closed (the partial batch then leaves as [`FlushReason::Close`]).
     pub fn flush(&self) {
-        self.with(|s| {
-            s.flush = true;
-            s.producer_waker.wake();
-        });
+        self.control(|s| s.flush = true);
     }
 
-    /// Stops intake: the producer emits its partial batch at once (reason
-    /// [`FlushReason::Close`]) and finishes; the receiver gets every batch still buffered, then
-    /// the end. Items the producer has not pulled stay in the source.
+    /// Stops intake: the producer emits its partial batch (reason [`FlushReason::Close`]) and
+    /// finishes; the receiver gets every batch still buffered, then the end. Items the producer
+    /// has not pulled stay in the source.
+    ///
+    /// The producer sees the request the next time it runs: at the latest after its current
+    /// batch, even with a source that is always ready.
     pub fn close(&self) {
-        self.with(|s| {
-            s.closed = true;
-            s.producer_waker.wake();
-        });
+        self.control(|s| s.closed = true);
     }
 
     /// Like [`Slot::close`], but first takes everything the source has ready now: intake stops
-    /// the first time the source returns `Pending` (a channel's backlog is drained), then the
-    /// partial batch is emitted with reason [`FlushReason::Close`]. For a graceful shutdown that
-    /// finishes the queued work. A source that is never idle keeps the batcher running; call
+    /// once the source returns `Pending` twice with a yield to the executor in between (a
+    /// channel's backlog is drained, even under tokio's cooperative budget), then the partial
+    /// batch is emitted with reason [`FlushReason::Close`]. For a graceful shutdown that finishes
+    /// the queued work. A source that is never idle keeps the batcher running; call
     /// [`Slot::close`] to stop at once.
     pub fn close_when_idle(&self) {
-        self.with(|s| {
-            s.close_when_idle = true;
-            s.producer_waker.wake();
+        self.control(|s| s.close_when_idle = true);
+    }
+
+    fn control(&self, f: impl FnOnce(&mut State<T, Tm::Instant, E>)) {
+        let w = self.with(|s| {
+            f(s);
+            s.producer_waker.take()
         });
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
     /// Whether [`Slot::close`] was called (or the receiver is gone).
@@ -349,7 +430,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| s.closed)
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters (feature `stats`).
+    #[cfg(feature = "stats")]
     pub fn stats(&self) -> Stats {
         self.with(|s| s.stats.snapshot())
     }
@@ -358,114 +440,136 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.state.lock(|s| f(&mut s.borrow_mut()))
     }
 
-    /// # Safety
-    /// The caller must own buffer `i`: the producer while its role is `Filling`, the receiver while
-    /// it is `Lent`, or anyone while holding the lock and the role is `Ready` or `Free`. No other
-    /// reference to that buffer may be alive.
+    // ----- buffer access: the only `unsafe` that touches a buffer -----
+
+    /// The buffer the producer fills.
+    pub(crate) fn filling<'t>(&'t self, t: &'t mut FillToken) -> &'t mut Vec<T, N> {
+        // SAFETY: a `FillToken` exists only while its buffer is `Filling`, one per buffer, and it
+        // is borrowed mutably for the lifetime of the result: no other reference to this buffer
+        // exists (the lock-holding code never touches a `Filling` buffer).
+        unsafe { &mut *self.bufs[t.0 as usize].get() }
+    }
+
+    /// A lent buffer, shared.
+    pub(crate) fn lent<'t>(&'t self, t: &'t LentToken) -> &'t Vec<T, N> {
+        // SAFETY: a `LentToken` exists only while its buffer is `Lent`, one per buffer; shared
+        // access through `&LentToken` cannot coexist with `lent_mut`'s `&mut LentToken`.
+        unsafe { &*self.bufs[t.0 as usize].get() }
+    }
+
+    /// A lent buffer, exclusive.
+    pub(crate) fn lent_mut<'t>(&'t self, t: &'t mut LentToken) -> &'t mut Vec<T, N> {
+        // SAFETY: as for `lent`; the token is borrowed mutably, so this is the only reference.
+        unsafe { &mut *self.bufs[t.0 as usize].get() }
+    }
+
+    /// A buffer the lock holder may touch (`Ready` or `Free`).
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn buf_mut(&self, i: u8) -> &mut Vec<T, N> {
-        // SAFETY: exclusivity is the caller's contract above.
+    fn locked_buf(&self, s: &State<T, Tm::Instant, E>, i: u8) -> &mut Vec<T, N> {
+        debug_assert!(matches!(s.role[i as usize], Role::Ready | Role::Free));
+        // SAFETY: the caller holds the lock (it passes the state borrowed from it), and buffer `i`
+        // is `Ready` or `Free`: no token exists for it, so nothing outside the lock refers to it.
+        // Every caller drops the reference before the lock is released.
         unsafe { &mut *self.bufs[i as usize].get() }
     }
 
     // ----- attaching -----
 
-    pub(crate) fn attach_producer(&self) -> Result<(), crate::ConfigError> {
-        self.with(|s| match s.producer {
-            Attach::None => {
-                s.producer = Attach::Attached;
-                Ok(())
-            }
+    /// Attaches a producer and a receiver. A slot whose two halves are both gone is reset first:
+    /// anything they left behind is dropped, so a `static` slot can be split again.
+    pub(crate) fn attach(&self) -> Result<(), crate::ConfigError> {
+        let stale = self.with(|s| match (s.producer, s.receiver) {
+            (Attach::None, Attach::None) => Ok(false),
+            (Attach::Gone, Attach::Gone) => Ok(true),
             _ => Err(crate::ConfigError::SlotInUse),
-        })
-    }
-
-    pub(crate) fn attach_receiver(&self) -> Result<(), crate::ConfigError> {
-        self.with(|s| match s.receiver {
-            Attach::None => {
-                s.receiver = Attach::Attached;
-                Ok(())
-            }
-            _ => Err(crate::ConfigError::SlotInUse),
-        })
-    }
-
-    fn detach_receiver(&self) {
+        })?;
+        if stale {
+            // Dropped outside the lock: item destructors never run in a critical section.
+            let rest = self.drain_remainder();
+            drop(rest);
+            self.with(|s| {
+                s.error = [None, None];
+                s.closed = false;
+                s.close_when_idle = false;
+                s.flush = false;
+                s.consumer_waiting = false;
+                s.producer_awaits_take = false;
+            });
+        }
         self.with(|s| {
+            s.producer = Attach::Attached;
+            s.receiver = Attach::Attached;
+        });
+        Ok(())
+    }
+
+    pub(crate) fn detach_receiver(&self) {
+        let w = self.with(|s| {
             s.receiver = Attach::Gone;
             s.closed = true;
-            s.producer_waker.wake();
+            s.producer_waker.take()
         });
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
     // ----- producer side -----
 
     /// Reads and clears the control requests, and registers the producer's waker so a later
     /// flush, close or hand-back reaches it wherever it is waiting (source, timer or buffer).
-    pub(crate) fn control(&self, cx: &mut Context<'_>) -> Control {
+    pub(crate) fn producer_control(&self, cx: &mut Context<'_>) -> Control {
         self.with(|s| {
             s.producer_waker.register(cx.waker(), s.driven);
-            Control {
-                closed: s.closed,
-                close_when_idle: s.close_when_idle,
-                flush: core::mem::take(&mut s.flush),
-                receiver_gone: s.receiver == Attach::Gone,
-            }
+            Self::read_control(s)
         })
     }
 
-    /// Finds room for the next item. Registers the producer's waker when there is none, in the
-    /// same critical section, so a buffer handed back afterwards always wakes it.
-    pub(crate) fn room(&self, cx: &mut Context<'_>, limits: &Limits) -> Room {
+    fn read_control(s: &mut State<T, Tm::Instant, E>) -> Control {
+        let closed = s.closed || s.receiver == Attach::Gone;
+        Control {
+            closed,
+            close_when_idle: s.close_when_idle,
+            // A flush after a close would relabel the final batch: close wins.
+            flush: core::mem::take(&mut s.flush) && !closed,
+            driven: s.driven,
+        }
+    }
+
+    /// Finds room for the next item: the open ready batch if it still has room, else a free
+    /// buffer. Registers the producer's waker when there is none, in the same critical section,
+    /// so a buffer handed back afterwards always wakes it.
+    pub(crate) fn room(&self, cx: &mut Context<'_>, limits: &Limits<impl Copy>) -> Room {
         self.with(|s| {
             if let Some(i) = s.open {
-                // SAFETY: `open` is `Ready`, and we hold the lock.
-                let len = unsafe { self.buf_mut(i) }.len();
-                if !limits.is_full(len, s.open_weight) {
+                if !limits.is_full(self.locked_buf(s, i).len(), s.open_weight) {
                     return Room::Open;
                 }
                 s.open = None;
             }
-            self.claim_locked(s, cx)
-        })
-    }
-
-    fn claim_locked(&self, s: &mut State<T, Tm::Instant, E>, cx: &mut Context<'_>) -> Room {
-        match s.free_buffer() {
-            Some(i) => {
-                s.role[i as usize] = Role::Filling;
-                // A new batch starts: the older ready one must not take later items.
-                s.open = None;
-                if let Wait::Since(since) = core::mem::replace(&mut s.producer_waiting, Wait::No) {
-                    s.stats.producer_waited(self.timer.since(self.timer.now(), since));
+            match s.claim(cx) {
+                Some(t) => {
+                    #[cfg(feature = "stats")]
+                    self.producer_wait_ends(s);
+                    Room::Own(t)
                 }
-                Room::Own(i)
-            }
-            None => {
-                s.producer_waker.register(cx.waker(), s.driven);
-                if s.producer_waiting == Wait::No {
-                    s.producer_waiting = self.wait_start(s.driven);
+                None => {
+                    #[cfg(feature = "stats")]
+                    if s.waits.producer == Wait::No {
+                        s.waits.producer = self.wait_start(s.driven);
+                    }
+                    Room::None
                 }
-                Room::None
             }
-        }
-    }
-
-    /// Claims a free buffer for the producer.
-    pub(crate) fn claim(&self, cx: &mut Context<'_>) -> Option<u8> {
-        self.with(|s| match self.claim_locked(s, cx) {
-            Room::Own(i) => Some(i),
-            _ => None,
         })
     }
 
     /// Appends `item` (of weight `w`) to the newest ready batch if it is still open and the item
     /// fits; otherwise closes that batch to further items and hands the item back.
-    pub(crate) fn append_open(&self, item: T, w: usize, limits: &Limits) -> Result<(), T> {
+    pub(crate) fn append_open(&self, item: T, w: usize, limits: &Limits<impl Copy>) -> Result<(), T> {
         self.with(|s| {
             let Some(i) = s.open else { return Err(item) };
-            // SAFETY: `open` is `Ready`, and we hold the lock.
-            let buf = unsafe { self.buf_mut(i) };
+            let buf = self.locked_buf(s, i);
             if !limits.fits(buf.len(), s.open_weight, w) {
                 s.open = None;
                 return Err(item);
@@ -495,150 +599,204 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| s.open = None);
     }
 
-    /// Publishes the producer's buffer `i` (which may be empty only when `error` is set).
-    pub(crate) fn publish(
-        &self,
-        i: u8,
-        reason: FlushReason,
-        first_at: Option<Tm::Instant>,
-        weight: usize,
-        error: Option<E>,
-        open: bool,
-    ) {
+    /// Claims a free buffer for the producer (registering its waker if there is none).
+    pub(crate) fn claim(&self, cx: &mut Context<'_>) -> Option<FillToken> {
         self.with(|s| {
-            debug_assert_eq!(s.role[i as usize], Role::Filling);
+            let t = s.claim(cx);
+            #[cfg(feature = "stats")]
+            if t.is_some() {
+                self.producer_wait_ends(s);
+            }
+            t
+        })
+    }
+
+    /// Publishes the producer's buffer (which may be empty only when `p.error` is set), and reads
+    /// the control requests in the same critical section. If the receiver is waiting for this
+    /// batch, registers the producer's waker for when the receiver takes it.
+    pub(crate) fn publish(&self, t: FillToken, p: Published<Tm::Instant, E>, cx: &mut Context<'_>) -> AfterPublish {
+        let i = t.0;
+        let (after, wake) = self.with(|s| {
             s.role[i as usize] = Role::Ready;
-            s.meta[i as usize] = first_at.map(|first_at| Meta { reason, first_at });
-            s.error[i as usize] = error;
+            s.reason[i as usize] = p.reason;
+            s.first_at[i as usize] = p.first_at;
+            s.error[i as usize] = p.error;
             s.push_back(i);
-            s.open = if open { Some(i) } else { None };
-            s.open_weight = weight;
-            s.handoff_to_consumer();
+            s.open = if p.open { Some(i) } else { None };
+            s.open_weight = p.weight;
+            let after = AfterPublish {
+                control: Self::read_control(s),
+                consumer_waiting: s.consumer_waiting,
+                open: p.open,
+            };
+            if s.consumer_waiting && !s.driven {
+                s.producer_awaits_take = true;
+                s.producer_waker.register(cx.waker(), false);
+            }
+            (after, s.handoff_to_consumer())
         });
+        if let Some(w) = wake {
+            w.wake();
+        }
+        after
     }
 
-    /// Returns the producer's empty buffer `i` unused.
-    pub(crate) fn unclaim(&self, i: u8) {
-        self.with(|s| {
-            s.role[i as usize] = Role::Free;
-            s.handoff_to_producer();
-        });
-    }
-
-    /// Parks an item or error that found no room; it is placed before anything else is pulled,
-    /// and handed back by [`Receiver::drain_remainder`](crate::Receiver::drain_remainder) if it
-    /// never is.
-    pub(crate) fn put_spill(&self, x: Result<T, E>) {
-        self.with(|s| s.spill = Some(x));
-    }
-
-    pub(crate) fn take_spill(&self) -> Option<Result<T, E>> {
-        self.with(|s| s.spill.take())
-    }
-
-    /// The producer is done: no batch will follow those already published.
-    pub(crate) fn producer_done(&self) {
-        self.with(|s| {
+    /// The producer is done: publishes its partial batch (if it holds anything), parks an item
+    /// it pulled but never placed, and tells the receiver no batch follows.
+    pub(crate) fn finish(&self, own: Option<(FillToken, Published<Tm::Instant, E>)>) {
+        let wake = self.with(|s| {
+            if let Some((t, p)) = own {
+                let i = t.0;
+                s.role[i as usize] = Role::Ready;
+                if self.locked_buf(s, i).is_empty() {
+                    s.role[i as usize] = Role::Free;
+                } else {
+                    s.reason[i as usize] = p.reason;
+                    s.first_at[i as usize] = p.first_at;
+                    s.push_back(i);
+                }
+            }
             s.producer = Attach::Gone;
             s.open = None;
-            s.handoff_to_consumer();
+            s.handoff_to_consumer()
         });
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    /// Parks an item (or error) the producer pulled at `at` but found no room for. It stays here
+    /// until the producer places it, or is handed back by the receiver or a drain.
+    pub(crate) fn park(&self, x: Result<T, E>, at: Tm::Instant) {
+        self.with(|s| s.parked = Some((x, at)));
+    }
+
+    /// Takes the parked item back for placing.
+    pub(crate) fn unpark(&self) -> Option<(Result<T, E>, Tm::Instant)> {
+        self.with(|s| s.parked.take())
     }
 
     // ----- receiver side -----
 
     /// Takes the oldest ready batch, lending its buffer to the caller.
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Taken<Tm::Instant>, E>>> {
-        self.with(|s| {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), E>>> {
+        let (out, wake) = self.with(|s| {
             let Some(i) = s.pop_front() else {
                 if s.producer == Attach::Gone {
-                    return Poll::Ready(self.take_parked(s));
+                    return (Poll::Ready(self.take_parked(s)), None);
                 }
                 // No producer yet, or one still running: wait for it.
                 s.consumer_waker.register(cx.waker(), s.driven);
-                if s.consumer_waiting == Wait::No {
-                    s.consumer_waiting = self.wait_start(s.driven);
+                s.consumer_waiting = true;
+                #[cfg(feature = "stats")]
+                if s.waits.consumer == Wait::No {
+                    s.waits.consumer = self.wait_start(s.driven);
                 }
-                return Poll::Pending;
+                return (Poll::Pending, None);
             };
-            let now = self.timer.now();
-            if let Wait::Since(since) = core::mem::replace(&mut s.consumer_waiting, Wait::No) {
-                s.stats.consumer_waited(self.timer.since(now, since));
-            }
+            s.consumer_waiting = false;
+            let producer = if core::mem::take(&mut s.producer_awaits_take) && !s.driven {
+                s.producer_waker.take()
+            } else {
+                None
+            };
             if s.open == Some(i) {
                 s.open = None;
             }
-            let Some(meta) = s.meta[i as usize] else {
+            let Some(first_at) = s.first_at[i as usize].take() else {
                 // An error with no batch before it.
                 s.role[i as usize] = Role::Free;
+                #[cfg(feature = "stats")]
                 s.stats.error();
-                s.handoff_to_producer();
                 let error = s.error[i as usize].take();
-                return Poll::Ready(error.map(Err));
+                return (Poll::Ready(error.map(Err)), s.handoff_to_producer().or(producer));
             };
+            s.first_at[i as usize] = Some(first_at);
+            let now = self.timer.now();
+            #[cfg(feature = "stats")]
+            {
+                if let Wait::Since(since) = core::mem::replace(&mut s.waits.consumer, Wait::No) {
+                    s.stats.consumer_waited(now.saturating_since(since));
+                }
+                let len = self.locked_buf(s, i).len();
+                s.stats.batch(s.reason[i as usize], len, now.saturating_since(first_at));
+            }
             s.role[i as usize] = Role::Lent;
-            // SAFETY: buffer `i` is now `Lent` to the receiver, which is inside this call.
-            let len = unsafe { self.buf_mut(i) }.len();
-            let age = self.timer.since(now, meta.first_at);
-            s.stats.batch(meta.reason, len, age);
             let info = BatchInfo {
-                reason: meta.reason,
-                first_at: meta.first_at,
-                age,
+                reason: s.reason[i as usize],
+                first_at,
+                age: now.saturating_since(first_at),
             };
-            Poll::Ready(Some(Ok(Taken { index: i, info })))
-        })
+            (Poll::Ready(Some(Ok((LentToken(i), info)))), producer)
+        });
+        if let Some(w) = wake {
+            w.wake();
+        }
+        out
     }
 
     /// After the producer is gone, delivers the item (or error) it had pulled but found no room
     /// for: nothing it took from the source is lost, even if it was dropped mid-way.
-    fn take_parked(&self, s: &mut State<T, Tm::Instant, E>) -> Option<Result<Taken<Tm::Instant>, E>> {
-        match s.spill.take()? {
-            Err(error) => {
+    #[allow(clippy::type_complexity)]
+    fn take_parked(&self, s: &mut State<T, Tm::Instant, E>) -> Option<Result<(LentToken, BatchInfo<Tm::Instant>), E>> {
+        match s.parked.take()? {
+            (Err(error), _) => {
+                #[cfg(feature = "stats")]
                 s.stats.error();
                 Some(Err(error))
             }
-            Ok(item) => {
+            (Ok(item), first_at) => {
                 // The queue is empty and nothing is lent while the receiver asks, so a buffer is free.
                 let Some(i) = s.free_buffer() else {
-                    s.spill = Some(Ok(item));
+                    s.parked = Some((Ok(item), first_at));
                     return None;
                 };
-                // SAFETY: buffer `i` is `Free`, and we hold the lock.
-                let _ = unsafe { self.buf_mut(i) }.push(item);
+                let _ = self.locked_buf(s, i).push(item);
                 s.role[i as usize] = Role::Lent;
-                let now = self.timer.now();
-                s.stats.batch(FlushReason::Close, 1, core::time::Duration::ZERO);
-                s.meta[i as usize] = Some(Meta {
-                    reason: FlushReason::Close,
-                    first_at: now,
-                });
+                s.reason[i as usize] = FlushReason::Close;
+                s.first_at[i as usize] = Some(first_at);
+                let age = self.timer.now().saturating_since(first_at);
+                #[cfg(feature = "stats")]
+                s.stats.batch(FlushReason::Close, 1, age);
                 let info = BatchInfo {
                     reason: FlushReason::Close,
-                    first_at: now,
-                    age: core::time::Duration::ZERO,
+                    first_at,
+                    age,
                 };
-                Some(Ok(Taken { index: i, info }))
+                Some(Ok((LentToken(i), info)))
             }
         }
     }
 
     /// Hands a lent buffer back. The caller has already emptied it (outside the lock, so item
     /// destructors never run inside a critical section).
-    pub(crate) fn release(&self, i: u8) {
-        self.with(|s| {
-            debug_assert_eq!(s.role[i as usize], Role::Lent);
-            s.meta[i as usize] = None;
-            if s.error[i as usize].is_some() {
+    pub(crate) fn release(&self, t: LentToken) {
+        let i = t.0;
+        let wake = self.with(|s| {
+            s.first_at[i as usize] = None;
+            let to_consumer = if s.error[i as usize].is_some() {
                 // The error follows the batch just handed back: it is next in line, alone.
                 s.role[i as usize] = Role::Ready;
                 s.push_front(i);
-                s.handoff_to_consumer();
+                s.handoff_to_consumer()
             } else {
                 s.role[i as usize] = Role::Free;
-            }
-            s.handoff_to_producer();
+                None
+            };
+            Wake(to_consumer, s.handoff_to_producer())
         });
+        wake.now();
+    }
+
+    /// Moves a lent batch out and hands the buffer straight back.
+    pub(crate) fn take_lent(&self, mut t: LentToken) -> Vec<T, N> {
+        let items = core::mem::take(self.lent_mut(&mut t));
+        self.release(t);
+        items
     }
 
     /// How many handoffs happened so far (wrapping); see [`State::handoffs`].
@@ -655,13 +813,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         });
     }
 
-    /// The in-task driver's poll ends: waits still on are stamped now; see [`Wait::Unstamped`].
+    /// The in-task driver's poll ends: waits still on are stamped now.
     pub(crate) fn end_driven(&self) {
         self.with(|s| {
             s.driven = false;
-            if s.producer_waiting == Wait::Unstamped || s.consumer_waiting == Wait::Unstamped {
+            #[cfg(feature = "stats")]
+            if s.waits.producer == Wait::Unstamped || s.waits.consumer == Wait::Unstamped {
                 let now = self.timer.now();
-                for w in [&mut s.producer_waiting, &mut s.consumer_waiting] {
+                for w in [&mut s.waits.producer, &mut s.waits.consumer] {
                     if *w == Wait::Unstamped {
                         *w = Wait::Since(now);
                     }
@@ -670,11 +829,19 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         });
     }
 
+    #[cfg(feature = "stats")]
     fn wait_start(&self, driven: bool) -> Wait<Tm::Instant> {
         if driven {
             Wait::Unstamped
         } else {
             Wait::Since(self.timer.now())
+        }
+    }
+
+    #[cfg(feature = "stats")]
+    fn producer_wait_ends(&self, s: &mut State<T, Tm::Instant, E>) {
+        if let Wait::Since(since) = core::mem::replace(&mut s.waits.producer, Wait::No) {
+            s.stats.producer_waited(self.timer.now().saturating_since(since));
         }
     }
 
@@ -689,51 +856,79 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             spill: None,
             part: 0,
         };
-        self.with(|s| {
+        let wake = self.with(|s| {
             s.closed = true;
             s.open = None;
-            s.producer_waker.wake();
             let mut k = 0;
             while let Some(i) = s.pop_front() {
-                // SAFETY: buffer `i` was `Ready`, and we hold the lock.
-                out.parts[k] = core::mem::take(unsafe { self.buf_mut(i) });
+                out.parts[k] = core::mem::take(self.locked_buf(s, i));
                 // Stored reversed so the iterator pops from the back in O(1).
                 out.parts[k].reverse();
-                s.meta[i as usize] = None;
+                s.first_at[i as usize] = None;
                 s.error[i as usize] = None;
                 s.role[i as usize] = Role::Free;
                 k += 1;
             }
-            out.spill = match s.spill.take() {
-                Some(Ok(item)) => Some(item),
+            out.spill = match s.parked.take() {
+                Some((Ok(item), _)) => Some(item),
                 _ => None,
             };
+            s.producer_waker.take()
         });
+        if let Some(w) = wake {
+            w.wake();
+        }
         out
     }
 }
 
-/// A batch just taken: which buffer, and what it says about itself.
-pub(crate) struct Taken<I> {
-    pub(crate) index: u8,
-    pub(crate) info: BatchInfo<I>,
+pub(crate) mod sealed {
+    pub trait Sealed {}
 }
 
-/// What a guard or a receiver does to its slot without naming the slot's type parameters.
-/// Public only so it can appear in bounds; it cannot be named outside this crate.
-pub trait Release {
-    /// Hands lent buffer `i` back.
-    fn release(&self, i: u8);
-    /// The receiver is gone.
-    fn detach(&self);
+/// A handle that always leads to the same [`Slot`]: `&Slot`, or `Arc<Slot>` (feature `std`).
+///
+/// Sealed: the producer and the receiver trust it to reach one slot for their whole life, so no
+/// other type can implement it.
+///
+/// ```compile_fail
+/// use prefetch_batch::SlotRef;
+/// struct Mine;
+/// impl SlotRef for Mine {}
+/// ```
+pub trait SlotRef: Deref + sealed::Sealed {}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> sealed::Sealed for &Slot<M, T, N, Tm, E> {}
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotRef for &Slot<M, T, N, Tm, E> {}
+#[cfg(feature = "std")]
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> sealed::Sealed for std::sync::Arc<Slot<M, T, N, Tm, E>> {}
+#[cfg(feature = "std")]
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotRef for std::sync::Arc<Slot<M, T, N, Tm, E>> {}
+
+/// What a [`BatchGuard`](crate::BatchGuard) does to its slot without naming the slot's type
+/// parameters. Sealed, and its methods take a token only the crate can make.
+pub trait LentSlot<T, const N: usize>: sealed::Sealed {
+    #[doc(hidden)]
+    fn lent_items<'t>(&'t self, t: &'t LentToken) -> &'t Vec<T, N>;
+    #[doc(hidden)]
+    fn lent_items_mut<'t>(&'t self, t: &'t mut LentToken) -> &'t mut Vec<T, N>;
+    #[doc(hidden)]
+    fn give_back(&self, t: LentToken);
 }
 
-impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Release for Slot<M, T, N, Tm, E> {
-    fn release(&self, i: u8) {
-        Slot::release(self, i);
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> sealed::Sealed for Slot<M, T, N, Tm, E> {}
+
+impl<M: RawMutex, T, const N: usize, Tm: Timer, E> LentSlot<T, N> for Slot<M, T, N, Tm, E> {
+    fn lent_items<'t>(&'t self, t: &'t LentToken) -> &'t Vec<T, N> {
+        self.lent(t)
     }
-    fn detach(&self) {
-        self.detach_receiver();
+    fn lent_items_mut<'t>(&'t self, t: &'t mut LentToken) -> &'t mut Vec<T, N> {
+        self.lent_mut(t)
+    }
+    fn give_back(&self, mut t: LentToken) {
+        // Item destructors run here, outside the slot's lock.
+        self.lent_mut(&mut t).clear();
+        self.release(t);
     }
 }
 
@@ -743,22 +938,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Release for Slot<M, T, N, Tm,
 ///
 /// ```
 /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-/// use prefetch_batch::{Config, Slot, timer::ManualClock};
+/// use prefetch_batch::{Config, Slot, testing, timer::ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&clock);
-/// let (producer, mut rx) = slot.split(futures_lite_iter([1, 2, 3]), Config::new()).unwrap();
+/// let (producer, mut rx) = slot.split(testing::iter([1, 2, 3]), Config::new()).unwrap();
 /// drop(producer); // never ran: nothing was pulled
 /// assert_eq!(rx.drain_remainder().count(), 0);
-/// # fn futures_lite_iter<const K: usize>(a: [u32; K]) -> impl futures_core::Stream<Item = u32> {
-/// #     struct It<I>(I);
-/// #     impl<I: Iterator + Unpin> futures_core::Stream for It<I> {
-/// #         type Item = I::Item;
-/// #         fn poll_next(mut self: core::pin::Pin<&mut Self>, _: &mut core::task::Context<'_>)
-/// #             -> core::task::Poll<Option<I::Item>> { core::task::Poll::Ready(self.0.next()) }
-/// #     }
-/// #     It(a.into_iter())
-/// # }
 /// ```
 #[derive(Debug)]
 pub struct Remainder<T, const N: usize> {
@@ -810,33 +996,51 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
     ///
     /// Run the producer's [`run`](crate::Producer::run) future somewhere (beside the consumer with
     /// [`join`](crate::executor::join), or in another task) and take batches from the receiver.
+    ///
+    /// # Errors
+    /// A bad configuration, or [`ConfigError::SlotInUse`](crate::ConfigError::SlotInUse) while
+    /// an earlier producer or receiver of this slot is alive.
+    #[allow(clippy::type_complexity)]
     pub fn split<S, W>(
         &self,
         source: S,
         config: crate::Config<W>,
-    ) -> Result<Halves<'_, Self, S, W, crate::source::Plain>, crate::ConfigError>
+    ) -> Result<
+        (
+            crate::Producer<&Self, S, W, crate::source::Plain>,
+            crate::Receiver<&Self>,
+        ),
+        crate::ConfigError,
+    >
     where
         S: futures_core::Stream<Item = T>,
         W: crate::config::Weigher<T>,
     {
-        Ok((crate::Producer::new(self, source, config)?, crate::Receiver::new(self)?))
+        crate::producer::split(self, source, config)
     }
 }
 
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// [`split`](Slot::split) for a source of `Result<T, E>`.
+    ///
+    /// # Errors
+    /// As for [`split`](Slot::split).
+    #[allow(clippy::type_complexity)]
     pub fn try_split<S, W>(
         &self,
         source: S,
         config: crate::Config<W>,
-    ) -> Result<Halves<'_, Self, S, W, crate::source::Fallible>, crate::ConfigError>
+    ) -> Result<
+        (
+            crate::Producer<&Self, S, W, crate::source::Fallible>,
+            crate::Receiver<&Self>,
+        ),
+        crate::ConfigError,
+    >
     where
         S: futures_core::Stream<Item = Result<T, E>>,
         W: crate::config::Weigher<T>,
     {
-        Ok((crate::Producer::new(self, source, config)?, crate::Receiver::new(self)?))
+        crate::producer::split(self, source, config)
     }
 }
-
-/// What [`Slot::split`] returns: the producer and the receiver of one slot.
-pub type Halves<'a, Sl, S, W, K> = (crate::Producer<&'a Sl, S, W, K>, crate::Receiver<&'a Sl>);

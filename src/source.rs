@@ -11,8 +11,12 @@ pub trait ItemKind<I> {
     type Item;
     /// The error delivered after its batch.
     type Error;
+    /// The stream item as the batcher hands it back: `I` for a plain stream, `Result<T, E>`.
+    type Out;
     /// Splits one stream item.
     fn split(item: I) -> Result<Self::Item, Self::Error>;
+    /// One stream item as [`ItemKind::Out`].
+    fn out(item: I) -> Self::Out;
 }
 
 /// Items of a plain stream: every item is a value.
@@ -22,9 +26,13 @@ pub struct Plain;
 impl<I> ItemKind<I> for Plain {
     type Item = I;
     type Error = Infallible;
+    type Out = I;
     #[inline(always)]
     fn split(item: I) -> Result<I, Infallible> {
         Ok(item)
+    }
+    fn out(item: I) -> I {
+        item
     }
 }
 
@@ -35,8 +43,12 @@ pub struct Fallible;
 impl<I: TryItem> ItemKind<I> for Fallible {
     type Item = I::Ok;
     type Error = I::Err;
+    type Out = Result<I::Ok, I::Err>;
     #[inline(always)]
     fn split(item: I) -> Result<I::Ok, I::Err> {
+        item.into_result()
+    }
+    fn out(item: I) -> Result<I::Ok, I::Err> {
         item.into_result()
     }
 }

@@ -1,10 +1,15 @@
 //! [`Stats`]: counters that show where time goes between the producer and the caller.
+//!
+//! Kept only with the `stats` feature (on by default). Without it the slot stores no counter and
+//! reads no clock for them: firmware that does not read counters turns it off.
 
 use core::time::Duration;
 
 use crate::FlushReason;
+use crate::timer::Span;
 
-/// Counters kept by a [`Slot`](crate::Slot), read with [`Slot::stats`](crate::Slot::stats).
+/// Counters kept by a [`Slot`](crate::Slot), read with [`Slot::stats`](crate::Slot::stats)
+/// (feature `stats`).
 ///
 /// `consumer_waited` large and `producer_waited` small: the source is the bottleneck (batches are
 /// not ready when asked for). The reverse: the caller is, and prefetch is hiding the source's
@@ -13,8 +18,7 @@ use crate::FlushReason;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct Stats {
-    /// Batches emitted, per [`FlushReason`] (index with [`Stats::batches_for`]).
-    pub batches: [u64; 7],
+    batches: [u64; 7],
     /// Items emitted in batches.
     pub items: u64,
     /// Errors from the source, delivered after their batch.
@@ -47,50 +51,47 @@ impl Stats {
     }
 }
 
-/// The counters as a slot stores them: durations in nanoseconds (584 years fit), so the shared
-/// state stays small on a microcontroller.
+/// The counters as a slot stores them: times in the timer's own span, converted when read.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Counters {
+pub(crate) struct Counters<S> {
     batches: [u64; 7],
     items: u64,
     errors: u64,
-    max_age_ns: u64,
-    consumer_ns: u64,
-    producer_ns: u64,
+    max_age: S,
+    consumer: S,
+    producer: S,
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-impl Counters {
+impl<S: Span> Counters<S> {
     pub(crate) const fn new() -> Self {
         Self {
             batches: [0; 7],
             items: 0,
             errors: 0,
-            max_age_ns: 0,
-            consumer_ns: 0,
-            producer_ns: 0,
+            max_age: S::ZERO,
+            consumer: S::ZERO,
+            producer: S::ZERO,
         }
     }
 
-    pub(crate) fn batch(&mut self, reason: FlushReason, len: usize, age: Duration) {
+    pub(crate) fn batch(&mut self, reason: FlushReason, len: usize, age: S) {
         self.batches[reason.index()] += 1;
         self.items += len as u64;
-        self.max_age_ns = self.max_age_ns.max(nanos(age));
+        if age > self.max_age {
+            self.max_age = age;
+        }
     }
 
     pub(crate) fn error(&mut self) {
         self.errors += 1;
     }
 
-    pub(crate) fn consumer_waited(&mut self, d: Duration) {
-        self.consumer_ns = self.consumer_ns.saturating_add(nanos(d));
+    pub(crate) fn consumer_waited(&mut self, d: S) {
+        self.consumer = self.consumer.saturating_add(d);
     }
 
-    pub(crate) fn producer_waited(&mut self, d: Duration) {
-        self.producer_ns = self.producer_ns.saturating_add(nanos(d));
+    pub(crate) fn producer_waited(&mut self, d: S) {
+        self.producer = self.producer.saturating_add(d);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
@@ -98,9 +99,9 @@ impl Counters {
             batches: self.batches,
             items: self.items,
             errors: self.errors,
-            max_age: Duration::from_nanos(self.max_age_ns),
-            consumer_waited: Duration::from_nanos(self.consumer_ns),
-            producer_waited: Duration::from_nanos(self.producer_ns),
+            max_age: self.max_age.to_duration(),
+            consumer_waited: self.consumer.to_duration(),
+            producer_waited: self.producer.to_duration(),
         }
     }
 }

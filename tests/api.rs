@@ -20,7 +20,7 @@ fn try_for_each_batch_gets_batches_and_errors_in_order() {
         Event::Item(ms(2), 2),
     ];
     let mut got = vec![];
-    let stats = clock
+    clock
         .block_on(try_for_each_batch::<_, _, _, _, _, 4, _>(
             Scripted::new(clock, ev),
             Config::new().max_wait(ms(10)),
@@ -36,7 +36,6 @@ fn try_for_each_batch_gets_batches_and_errors_in_order() {
             Ok((vec![2], FlushReason::End))
         ]
     );
-    assert_eq!((stats.errors, stats.items), (1, 2));
 }
 
 #[test]

@@ -145,6 +145,7 @@ fn verify(c: &Case, seen: &[Seen<(u32, usize)>], stats: &Stats) {
             FlushReason::Flush => assert!(c.flush_at.is_some(), "Flush never requested"),
             FlushReason::Close => assert!(c.close_at.is_some(), "Close never requested"),
             FlushReason::End | FlushReason::Error => {}
+            other => panic!("a reason the model does not know: {other:?}"),
         }
         // A caller that keeps up gets every batch within max_wait of its first item.
         if c.process == 0 {

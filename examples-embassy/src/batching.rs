@@ -6,7 +6,7 @@ use core::time::Duration;
 use embassy_executor::Spawner;
 use embassy_sync::channel;
 use embassy_time::Timer;
-use prefetch_batch::timer::EmbassyTimer;
+use prefetch_batch::timer::{EmbassyTimer, Span};
 use prefetch_batch::{Config, FlushReason, Slot, StaticProducer};
 
 use crate::check::Checker;
@@ -66,7 +66,7 @@ async fn uplink(mut batches: Batches, io: Io) {
     let mut check = Checker::new(io);
     while let Some(batch) = batches.next().await {
         let info = batch.info();
-        check.batch(&batch, info.reason, info.age);
+        check.batch(&batch, info.reason, info.age.to_duration());
         Timer::after(send_time(batch.len())).await;
         // Dropping the guard hands the buffer back to the batcher.
     }

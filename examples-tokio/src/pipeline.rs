@@ -225,7 +225,7 @@ where
     let stats = batches.stats();
     Ok(service.finish(
         Mode::Prefetch,
-        stats.batches,
+        prefetch_batch::FlushReason::ALL.map(|r| stats.batches_for(r)),
         (stats.consumer_waited, Some(stats.producer_waited)),
     ))
 }

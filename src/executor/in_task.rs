@@ -10,11 +10,9 @@ use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
 use futures_core::Stream;
 
 use crate::config::{Config, ConfigError, Weigher};
-use crate::producer::Producer;
-use crate::receiver::{BatchGuard, Receiver};
+use crate::receiver::BatchGuard;
 use crate::slot::Slot;
 use crate::source::{Fallible, Plain};
-use crate::stats::Stats;
 use crate::timer::Timer;
 
 /// Runs two futures in the current task until both complete. The producer and consumer of a slot
@@ -104,7 +102,8 @@ impl<M: embassy_sync::blocking_mutex::raw::RawMutex, T, const N: usize, Tm: Time
 }
 
 /// Batches `source` and calls `handler` on each batch, filling the next batch while the handler
-/// awaits. Returns the counters once the source has ended and every batch was handled.
+/// awaits. Returns once the source has ended and every batch was handled (for the counters, use
+/// [`for_each_batch_in`] and read [`Slot::stats`] afterwards).
 ///
 /// One task, no spawn, no allocation: works on tokio, embassy, or any `block_on`.
 ///
@@ -120,21 +119,25 @@ impl<M: embassy_sync::blocking_mutex::raw::RawMutex, T, const N: usize, Tm: Time
 /// static CLOCK: ManualClock = ManualClock::new();
 /// let clock = &CLOCK;
 /// let mut seen = Vec::new();
-/// let stats = clock.block_on(for_each_batch::<_, _, _, 8, _>(
+/// let mut batches = 0;
+/// clock.block_on(for_each_batch::<_, _, _, 8, _>(
 ///     prefetch_batch::testing::iter(0..20u32),
 ///     Config::new().max_wait(Duration::from_millis(5)),
 ///     clock,
-///     async |batch| seen.extend_from_slice(&batch),
+///     async |batch| {
+///         seen.extend_from_slice(&batch);
+///         batches += 1;
+///     },
 /// )).unwrap();
 /// assert_eq!(seen, (0..20).collect::<Vec<_>>());
-/// assert_eq!(stats.total_batches(), 3); // 8 + 8 + 4
+/// assert_eq!(batches, 3); // 8 + 8 + 4
 /// ```
 pub async fn for_each_batch<S, W, Tm, const N: usize, F>(
     source: S,
     config: Config<W>,
     timer: Tm,
     handler: F,
-) -> Result<Stats, ConfigError>
+) -> Result<(), ConfigError>
 where
     S: Stream,
     W: Weigher<S::Item>,
@@ -171,7 +174,7 @@ pub async fn for_each_batch_in<M, S, W, Tm, const N: usize, F>(
     source: S,
     config: Config<W>,
     mut handler: F,
-) -> Result<Stats, ConfigError>
+) -> Result<(), ConfigError>
 where
     M: RawMutex,
     S: Stream,
@@ -179,15 +182,14 @@ where
     Tm: Timer,
     F: AsyncFnMut(BatchGuard<'_, S::Item, N, Tm::Instant, Slot<M, S::Item, N, Tm>>),
 {
-    let producer = Producer::<_, _, _, Plain>::new(slot, source, config)?;
-    let mut rx = Receiver::new(slot)?;
+    let (producer, mut rx) = crate::producer::split::<_, _, _, Plain, _, _, N, _, _>(slot, source, config)?;
     let consume = async {
         while let Some(batch) = rx.next().await {
             handler(batch).await;
         }
     };
     join_slot(slot, producer.run(), consume).await;
-    Ok(slot.stats())
+    Ok(())
 }
 
 /// [`for_each_batch`] for a source of `Result<T, E>`: the handler gets each batch, and each error
@@ -197,7 +199,7 @@ pub async fn try_for_each_batch<S, T, E, W, Tm, const N: usize, F>(
     config: Config<W>,
     timer: Tm,
     mut handler: F,
-) -> Result<Stats, ConfigError>
+) -> Result<(), ConfigError>
 where
     S: Stream<Item = Result<T, E>>,
     W: Weigher<T>,
@@ -205,13 +207,12 @@ where
     F: AsyncFnMut(Result<BatchGuard<'_, T, N, Tm::Instant, Slot<NoopRawMutex, T, N, Tm, E>>, E>),
 {
     let slot = Slot::<NoopRawMutex, T, N, Tm, E>::new(timer);
-    let producer = Producer::<_, _, _, Fallible>::new(&slot, source, config)?;
-    let mut rx = Receiver::new(&slot)?;
+    let (producer, mut rx) = crate::producer::split::<_, _, _, Fallible, _, _, N, _, _>(&slot, source, config)?;
     let consume = async {
         while let Some(next) = rx.try_next().await {
             handler(next).await;
         }
     };
     join_slot(&slot, producer.run(), consume).await;
-    Ok(slot.stats())
+    Ok(())
 }

@@ -7,13 +7,13 @@
 use core::convert::Infallible;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use std::boxed::Box;
 use std::sync::Arc;
 
 use futures_core::{FusedStream, Stream};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, Weigher};
-use crate::producer::Producer;
 use crate::receiver::{Batch, BatchGuard, Receiver};
 use crate::slot::{Remainder, Slot};
 use crate::source::{Fallible, ItemKind, Plain, TryItem};
@@ -78,27 +78,59 @@ pub trait PrefetchExt: Stream + Sized {
 
 impl<S: Stream> PrefetchExt for S {}
 
-fn spawn<S, K, W, const N: usize>(source: S, config: Config<W>) -> Result<Inner<K::Item, N, K::Error>, ConfigError>
+/// What the producer task hands back when it ends: the source, with every item it never pulled.
+pub type BoxSource<I> = Pin<Box<dyn Stream<Item = I> + Send>>;
+
+/// A boxed source seen through its [`ItemKind`], so both kinds hand back a stream of what they took.
+struct Out<S, K>(Pin<Box<S>>, core::marker::PhantomData<fn() -> K>);
+
+impl<S: Stream, K: ItemKind<S::Item>> Stream for Out<S, K> {
+    type Item = K::Out;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<K::Out>> {
+        self.0.as_mut().poll_next(cx).map(|o| o.map(K::out))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn spawn<S, K, W, const N: usize>(
+    source: S,
+    config: Config<W>,
+) -> Result<Inner<K::Item, N, K::Error, K::Out>, ConfigError>
 where
     S: Stream + Send + 'static,
     K: ItemKind<S::Item> + Send + 'static,
     K::Item: Send + 'static,
     K::Error: Send + 'static,
+    K::Out: 'static,
     W: Weigher<K::Item> + Send + 'static,
 {
     let slot: SharedSlot<K::Item, N, K::Error> = Arc::new(Slot::new(TokioTimer));
-    let producer = Producer::<_, _, _, K>::new(Arc::clone(&slot), source, config)?;
-    let rx = Receiver::new(slot)?;
-    let task = tokio::spawn(producer.run());
-    Ok(Inner { rx, task: Some(task) })
+    let (engine, rx) = crate::producer::attach::<_, _, K, _, _, N, _, _>(slot, config)?;
+    // The source is boxed so it can leave the task when the producer is done (the producer
+    // itself stays pinned in the task): nothing it still holds is dropped behind the caller's back.
+    let mut source = Out::<S, K>(Box::pin(source), core::marker::PhantomData);
+    let task = tokio::spawn(async move {
+        engine.with_source(&mut source.0).await;
+        Box::pin(source) as BoxSource<K::Out>
+    });
+    Ok(Inner {
+        rx,
+        task: Some(task),
+        source: None,
+    })
 }
 
-struct Inner<T: Send + 'static, const N: usize, E: Send + 'static> {
+struct Inner<T: Send + 'static, const N: usize, E: Send + 'static, I: 'static> {
     rx: Receiver<SharedSlot<T, N, E>>,
-    task: Option<JoinHandle<()>>,
+    task: Option<JoinHandle<BoxSource<I>>>,
+    /// The source, once the producer task handed it back.
+    source: Option<BoxSource<I>>,
 }
 
-impl<T: Send + 'static, const N: usize, E: Send + 'static> Inner<T, N, E> {
+impl<T: Send + 'static, const N: usize, E: Send + 'static, I: 'static> Inner<T, N, E, I> {
     fn handle(&self) -> Handle {
         Handle(Arc::clone(self.rx.slot_ref()) as Arc<dyn Control>)
     }
@@ -108,15 +140,16 @@ impl<T: Send + 'static, const N: usize, E: Send + 'static> Inner<T, N, E> {
         if let Some(task) = self.task.as_mut() {
             // The producer publishes its partial batch and returns once it sees the close. If this
             // future is dropped here, the handle stays and a later call waits again.
-            let _ = task.await;
+            let source = task.await;
             self.task = None;
+            self.source = source.ok();
         }
         self.rx.drain_remainder()
     }
 }
 
 macro_rules! common_methods {
-    ($e:ty) => {
+    ($e:ty, $i:ty) => {
         /// The zero-copy view: `receiver().next().await` lends a buffer instead of moving it.
         pub fn receiver(&mut self) -> &mut Receiver<SharedSlot<T, N, $e>> {
             &mut self.0.rx
@@ -154,18 +187,33 @@ macro_rules! common_methods {
             self.0.drain_remainder().await
         }
 
-        /// [`drain_remainder`](Self::drain_remainder), consuming the stream.
+        /// [`drain_remainder`](Self::drain_remainder), consuming the stream. The source, with
+        /// the items the producer never pulled, is dropped: use
+        /// [`into_parts`](Self::into_parts) to keep it.
         pub async fn into_remainder(mut self) -> Remainder<T, N> {
             self.0.drain_remainder().await
+        }
+
+        /// Closes, waits for the producer task to stop, and returns every item still buffered and
+        /// the source with every item the producer never pulled: nothing is lost. The source is
+        /// `None` only if the producer task panicked or was aborted.
+        ///
+        /// # Cancel safety
+        /// Not cancel-safe: dropping this future drops the stream. Use
+        /// [`drain_remainder`](Self::drain_remainder) (cancel-safe) where that matters.
+        pub async fn into_parts(mut self) -> (Remainder<T, N>, Option<BoxSource<$i>>) {
+            let rest = self.0.drain_remainder().await;
+            (rest, self.0.source.take())
         }
     };
 }
 
 /// Batches of a plain stream, from [`PrefetchExt::prefetch_batches`].
-pub struct PrefetchStream<T: Send + 'static, const N: usize>(Inner<T, N, Infallible>);
+#[must_use = "streams do nothing unless polled"]
+pub struct PrefetchStream<T: Send + 'static, const N: usize>(Inner<T, N, Infallible, T>);
 
 impl<T: Send + 'static, const N: usize> PrefetchStream<T, N> {
-    common_methods!(Infallible);
+    common_methods!(Infallible, T);
 
     /// The next batch, lent without copying; see [`Receiver::next`].
     pub async fn next_batch(
@@ -176,10 +224,11 @@ impl<T: Send + 'static, const N: usize> PrefetchStream<T, N> {
 }
 
 /// Batches of a stream of `Result<T, E>`, from [`PrefetchExt::try_prefetch_batches`].
-pub struct TryPrefetchStream<T: Send + 'static, const N: usize, E: Send + 'static>(Inner<T, N, E>);
+#[must_use = "streams do nothing unless polled"]
+pub struct TryPrefetchStream<T: Send + 'static, const N: usize, E: Send + 'static>(Inner<T, N, E, Result<T, E>>);
 
 impl<T: Send + 'static, const N: usize, E: Send + 'static> TryPrefetchStream<T, N, E> {
-    common_methods!(E);
+    common_methods!(E, Result<T, E>);
 
     /// The next batch or error, lent without copying; see [`Receiver::try_next`].
     #[allow(clippy::type_complexity)]
@@ -207,6 +256,12 @@ impl<T: Send + 'static, const N: usize, E: Send + 'static> Stream for TryPrefetc
     type Item = Result<Batch<T, N, tokio::time::Instant>, E>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().0.rx.poll_next_owned(cx)
+    }
+}
+
+impl<T: Send + 'static, const N: usize, E: Send + 'static> FusedStream for TryPrefetchStream<T, N, E> {
+    fn is_terminated(&self) -> bool {
+        self.0.rx.is_terminated_inner()
     }
 }
 

@@ -2,12 +2,16 @@
 //!
 //! This crate enables no time driver and no timer queue: inside `embassy-executor` the executor
 //! provides the queue; elsewhere the application enables an `embassy-time/generic-queue-*` feature.
+//!
+//! The engine works in ticks: `max_wait` and `idle` are converted once when a producer is built
+//! (with 32-bit arithmetic when the tick rate divides a second into whole nanoseconds), and no
+//! `Duration` is computed on the hot path.
 
 use core::time::Duration;
 
 use embassy_time::{Instant, TICK_HZ};
 
-use super::Timer;
+use super::{Span, Timer};
 
 /// The `embassy-time` clock. Zero-sized; `Timer::at` futures are `Unpin` and cheap to re-create.
 ///
@@ -21,27 +25,60 @@ use super::Timer;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EmbassyTimer;
 
-/// Converts to ticks, rounding up so a deadline is never early.
-fn ticks(d: Duration) -> Option<u64> {
-    let t = (d.as_nanos() * TICK_HZ as u128).div_ceil(1_000_000_000);
-    u64::try_from(t).ok()
+/// Nanoseconds per tick when a tick is a whole number of nanoseconds (every usual rate).
+const NANOS_PER_TICK: Option<u32> = if 1_000_000_000 % TICK_HZ == 0 {
+    Some((1_000_000_000 / TICK_HZ) as u32)
+} else {
+    None
+};
+
+/// The longest span: half the tick range, so adding it to any instant of a running system
+/// cannot overflow.
+const MAX_TICKS: u64 = u64::MAX / 2;
+
+impl Span for embassy_time::Duration {
+    const ZERO: Self = embassy_time::Duration::from_ticks(0);
+    fn from_duration(d: Duration) -> Option<Self> {
+        let sub = match NANOS_PER_TICK {
+            Some(per) => u64::from(d.subsec_nanos().div_ceil(per)),
+            None => (u64::from(d.subsec_nanos()) * TICK_HZ).div_ceil(1_000_000_000),
+        };
+        let ticks = d.as_secs().checked_mul(TICK_HZ)?.checked_add(sub)?;
+        (ticks <= MAX_TICKS).then_some(embassy_time::Duration::from_ticks(ticks))
+    }
+    fn to_duration(self) -> Duration {
+        let t = self.as_ticks();
+        match NANOS_PER_TICK {
+            Some(per) => Duration::new(t / TICK_HZ, (t % TICK_HZ) as u32 * per),
+            None => Duration::new(t / TICK_HZ, ((t % TICK_HZ) * 1_000_000_000 / TICK_HZ) as u32),
+        }
+    }
+    fn saturating_add(self, other: Self) -> Self {
+        embassy_time::Duration::from_ticks(self.as_ticks().saturating_add(other.as_ticks()))
+    }
+    fn half(self) -> Self {
+        embassy_time::Duration::from_ticks(self.as_ticks() / 2)
+    }
+}
+
+impl super::Instant for Instant {
+    type Span = embassy_time::Duration;
+    fn checked_add(self, d: embassy_time::Duration) -> Option<Self> {
+        Instant::checked_add(&self, d)
+    }
+    fn saturating_since(self, earlier: Self) -> embassy_time::Duration {
+        self.saturating_duration_since(earlier)
+    }
 }
 
 impl Timer for EmbassyTimer {
     type Instant = Instant;
     type Sleep = embassy_time::Timer;
     /// Half the tick range, so adding it to any instant of a running system cannot overflow.
-    const MAX_DURATION: Duration = Duration::from_secs(u64::MAX / 2 / TICK_HZ);
+    const MAX_DURATION: Duration = Duration::from_secs(MAX_TICKS / TICK_HZ);
 
     fn now(&self) -> Instant {
         Instant::now()
-    }
-    fn add(&self, at: Instant, d: Duration) -> Option<Instant> {
-        at.checked_add(embassy_time::Duration::from_ticks(ticks(d)?))
-    }
-    fn since(&self, later: Instant, earlier: Instant) -> Duration {
-        let t = later.saturating_duration_since(earlier).as_ticks();
-        Duration::from_nanos((t as u128 * 1_000_000_000 / TICK_HZ as u128) as u64)
     }
     fn sleep_until(&self, at: Instant) -> embassy_time::Timer {
         embassy_time::Timer::at(at)

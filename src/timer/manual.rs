@@ -184,12 +184,6 @@ impl<'a> Timer for &'a ManualClock {
     fn now(&self) -> Duration {
         self.elapsed()
     }
-    fn add(&self, at: Duration, d: Duration) -> Option<Duration> {
-        at.checked_add(d)
-    }
-    fn since(&self, later: Duration, earlier: Duration) -> Duration {
-        later.saturating_sub(earlier)
-    }
     fn sleep_until(&self, at: Duration) -> ManualSleep<'a> {
         ManualSleep { clock: self, at }
     }

@@ -10,9 +10,11 @@
 //!   application chooses the time driver and timer queue; this crate enables neither.
 //! - [`ManualClock`]: virtual time you advance by hand, for deterministic tests on any executor.
 //!
-//! Durations are always [`core::time::Duration`]; each timer converts to its own instant type and
-//! states the longest duration it can represent in [`Timer::MAX_DURATION`], which
-//! [`Config`](crate::Config) checks up front.
+//! Configuration takes [`core::time::Duration`]. The engine converts each limit once, when a
+//! producer is built, into the timer's own [`Span`] (ticks on embassy), and works in that unit from
+//! then on: no 128-bit or 64-bit division per item or per batch. Ages and waiting times are kept as
+//! spans and become a `Duration` only when read. [`Timer::MAX_DURATION`] is the longest limit a
+//! timer can represent; [`Config`](crate::Config) rejects longer ones up front.
 
 use core::fmt::Debug;
 use core::future::Future;
@@ -31,6 +33,33 @@ pub use self::embassy::EmbassyTimer;
 mod tokio;
 #[cfg(feature = "tokio")]
 pub use self::tokio::TokioTimer;
+
+/// A point in time of a [`Timer`]'s clock.
+///
+/// Implemented for `tokio::time::Instant` (feature `tokio`), `embassy_time::Instant` (feature
+/// `embassy`) and `core::time::Duration` (time since an epoch, as [`ManualClock`] uses it).
+pub trait Instant: Copy + Ord + Debug {
+    /// The clock's own length of time (ticks on embassy).
+    type Span: Span;
+    /// `self + d`, or `None` past the end of the clock.
+    fn checked_add(self, d: Self::Span) -> Option<Self>;
+    /// `self - earlier`, or zero if `earlier` is later.
+    fn saturating_since(self, earlier: Self) -> Self::Span;
+}
+
+/// A length of time in a clock's own unit.
+pub trait Span: Copy + Ord + Debug {
+    /// No time at all.
+    const ZERO: Self;
+    /// Converts a [`Duration`], rounding up so a deadline is never early; `None` if it does not fit.
+    fn from_duration(d: Duration) -> Option<Self>;
+    /// Converts to a [`Duration`] (rounding down), for reading.
+    fn to_duration(self) -> Duration;
+    /// `self + other`, saturating.
+    fn saturating_add(self, other: Self) -> Self;
+    /// Half of `self`, rounded down.
+    fn half(self) -> Self;
+}
 
 /// A clock and a way to sleep until an instant of it.
 ///
@@ -51,7 +80,7 @@ pub use self::tokio::TokioTimer;
 /// ```
 pub trait Timer: Clone {
     /// A point in time of this clock.
-    type Instant: Copy + Ord + Debug;
+    type Instant: Instant;
     /// The future returned by [`Timer::sleep_until`].
     type Sleep: Future<Output = ()>;
     /// The longest duration this timer can add to an instant; longer limits are a configuration error.
@@ -59,14 +88,48 @@ pub trait Timer: Clone {
 
     /// The current instant.
     fn now(&self) -> Self::Instant;
-    /// `at + d`, or `None` if that is past the end of the clock.
-    fn add(&self, at: Self::Instant, d: Duration) -> Option<Self::Instant>;
-    /// `later - earlier`, or zero if `later` is before `earlier`.
-    fn since(&self, later: Self::Instant, earlier: Self::Instant) -> Duration;
     /// A future that completes once the clock reaches `at`.
     fn sleep_until(&self, at: Self::Instant) -> Self::Sleep;
     /// Re-arms an existing sleep for `at`. Override when the runtime can reuse a timer entry.
     fn reset(&self, mut sleep: Pin<&mut Self::Sleep>, at: Self::Instant) {
         sleep.set(self.sleep_until(at));
+    }
+    /// `at + d`, or `None` if that is past the end of the clock.
+    fn add(&self, at: Self::Instant, d: Duration) -> Option<Self::Instant> {
+        at.checked_add(<SpanOf<Self>>::from_duration(d)?)
+    }
+    /// `later - earlier` as a [`Duration`], or zero if `later` is before `earlier`.
+    fn since(&self, later: Self::Instant, earlier: Self::Instant) -> Duration {
+        later.saturating_since(earlier).to_duration()
+    }
+}
+
+/// The [`Span`] of a timer's instants.
+pub type SpanOf<Tm> = <<Tm as Timer>::Instant as Instant>::Span;
+
+impl Span for Duration {
+    const ZERO: Self = Duration::ZERO;
+    fn from_duration(d: Duration) -> Option<Self> {
+        Some(d)
+    }
+    fn to_duration(self) -> Duration {
+        self
+    }
+    fn saturating_add(self, other: Self) -> Self {
+        Duration::saturating_add(self, other)
+    }
+    fn half(self) -> Self {
+        self / 2
+    }
+}
+
+/// A `Duration` as an instant: the time since an epoch (what [`ManualClock`] uses).
+impl Instant for Duration {
+    type Span = Duration;
+    fn checked_add(self, d: Duration) -> Option<Self> {
+        Duration::checked_add(self, d)
+    }
+    fn saturating_since(self, earlier: Self) -> Duration {
+        self.saturating_sub(earlier)
     }
 }

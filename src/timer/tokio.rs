@@ -25,6 +25,16 @@ use super::Timer;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokioTimer;
 
+impl super::Instant for Instant {
+    type Span = Duration;
+    fn checked_add(self, d: Duration) -> Option<Self> {
+        Instant::checked_add(&self, d)
+    }
+    fn saturating_since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
 impl Timer for TokioTimer {
     type Instant = Instant;
     type Sleep = Sleep;
@@ -33,12 +43,6 @@ impl Timer for TokioTimer {
 
     fn now(&self) -> Instant {
         Instant::now()
-    }
-    fn add(&self, at: Instant, d: Duration) -> Option<Instant> {
-        at.checked_add(d)
-    }
-    fn since(&self, later: Instant, earlier: Instant) -> Duration {
-        later.saturating_duration_since(earlier)
     }
     fn sleep_until(&self, at: Instant) -> Sleep {
         tokio::time::sleep_until(at)

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use prefetch_batch::executor::join;
-use prefetch_batch::timer::Timer;
+use prefetch_batch::timer::{Span, Timer};
 use prefetch_batch::{Config, FlushReason, Slot, Weigher};
 
 pub const MS: Duration = Duration::from_millis(1);
@@ -188,7 +188,7 @@ where
                         error: None,
                         first_at: timer.since(info.first_at, start),
                         taken_at,
-                        age: info.age,
+                        age: info.age.to_duration(),
                     });
                     if !plan.process.is_zero() {
                         let until = timer.add(timer.now(), plan.process).unwrap();

@@ -8,8 +8,8 @@
 //! batch, or a failed role assertion (debug assertions are on in the release profile).
 //!
 //! What loom does not see: the buffers are `core::cell::UnsafeCell`s outside the lock, so their
-//! accesses are checked by the role protocol (which every model exercises) and by miri, not by
-//! loom's own cell tracking.
+//! accesses are checked by the typed-token protocol (which every model exercises) and by miri,
+//! not by loom's own cell tracking. Each model leaks its slot (`&'static`, as firmware has it).
 //!
 //! Run: `scripts/loom` (`LOOM_MAX_PREEMPTIONS`, default 4).
 #![cfg(loom)]
@@ -25,9 +25,8 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use futures_core::Stream;
 use loom::thread;
 use prefetch_batch::FlushReason::{self, Close, End, Flush, Full};
-use prefetch_batch::source::{Fallible, Plain};
 use prefetch_batch::timer::Timer;
-use prefetch_batch::{Config, Producer, Receiver, Slot};
+use prefetch_batch::{Config, Receiver, Slot};
 
 // ----- the lock -----
 
@@ -154,19 +153,13 @@ impl<F: Future> Future for ForgetOnPanic<F> {
 struct NoClock;
 
 impl Timer for NoClock {
-    type Instant = u64;
+    type Instant = Duration;
     type Sleep = core::future::Pending<()>;
     const MAX_DURATION: Duration = Duration::from_secs(1);
-    fn now(&self) -> u64 {
-        0
+    fn now(&self) -> Duration {
+        Duration::ZERO
     }
-    fn add(&self, at: u64, d: Duration) -> Option<u64> {
-        at.checked_add(d.as_nanos() as u64)
-    }
-    fn since(&self, later: u64, earlier: u64) -> Duration {
-        Duration::from_nanos(later.saturating_sub(earlier))
-    }
-    fn sleep_until(&self, _: u64) -> Self::Sleep {
+    fn sleep_until(&self, _: Duration) -> Self::Sleep {
         core::future::pending()
     }
 }
@@ -273,7 +266,7 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// Takes every batch until the end: (items, reason).
-async fn drain_all<const N: usize>(rx: &mut Receiver<Arc<TestSlot<N>>>) -> Vec<(Vec<u32>, FlushReason)> {
+async fn drain_all<const N: usize>(rx: &mut Receiver<&'static TestSlot<N>>) -> Vec<(Vec<u32>, FlushReason)> {
     let mut got = vec![];
     while let Some(b) = rx.next().await {
         got.push((b.to_vec(), b.info().reason));
@@ -300,10 +293,10 @@ fn assert_well_formed<const N: usize>(batches: &[(Vec<u32>, FlushReason)], allow
 fn a_publish_take_release_n1() {
     model("a_publish_take_release_n1", || {
         const STEPS: &[Step] = &[Step::Item(0), Step::Item(1), Step::Item(2)];
-        let slot = Arc::new(TestSlot::<1>::new(NoClock));
+        let slot: &'static TestSlot<1> = Box::leak(Box::new(TestSlot::<1>::new(NoClock)));
         let (source, _) = Script::new(STEPS);
-        let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Values(source), Config::new()).unwrap();
-        let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+        let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
+        let mut rx = ForgetOnPanic(Some(rx));
         let p = thread::spawn(move || block_on(producer.run()));
         let got = block_on(drain_all(&mut rx));
         p.join().unwrap();
@@ -318,10 +311,10 @@ fn a_publish_take_release_n1() {
 fn a_publish_take_release_n2() {
     model("a_publish_take_release_n2", || {
         const STEPS: &[Step] = &[Step::Item(0), Step::Item(1), Step::Item(2), Step::Busy, Step::Item(3)];
-        let slot = Arc::new(TestSlot::<2>::new(NoClock));
+        let slot: &'static TestSlot<2> = Box::leak(Box::new(TestSlot::<2>::new(NoClock)));
         let (source, _) = Script::new(STEPS);
-        let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Values(source), Config::new()).unwrap();
-        let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+        let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
+        let mut rx = ForgetOnPanic(Some(rx));
         let p = thread::spawn(move || block_on(producer.run()));
         let got = block_on(drain_all(&mut rx));
         p.join().unwrap();
@@ -335,10 +328,10 @@ fn a_publish_take_release_n2() {
 fn a_error_requeued_on_release() {
     model("a_error_requeued_on_release", || {
         const STEPS: &[Step] = &[Step::Item(0), Step::Fail, Step::Item(1), Step::Item(2)];
-        let slot = Arc::new(TestSlot::<1, &'static str>::new(NoClock));
+        let slot: &'static TestSlot<1, &'static str> = Box::leak(Box::new(TestSlot::<1, &'static str>::new(NoClock)));
         let (source, _) = Script::new(STEPS);
-        let producer = Producer::<_, _, _, Fallible>::new(slot.clone(), source, Config::new()).unwrap();
-        let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+        let (producer, rx) = slot.try_split(source, Config::new()).unwrap();
+        let mut rx = ForgetOnPanic(Some(rx));
         let p = thread::spawn(move || block_on(producer.run()));
         let got = block_on(async {
             let mut got = vec![];
@@ -367,10 +360,10 @@ fn b_close_races_the_producer() {
             &format!("b_close_races_the_producer (close after {close_after} batches)"),
             move || {
                 const STEPS: &[Step] = &[Step::Item(0), Step::Busy, Step::Item(1), Step::Item(2), Step::Item(3)];
-                let slot = Arc::new(TestSlot::<2>::new(NoClock));
+                let slot: &'static TestSlot<2> = Box::leak(Box::new(TestSlot::<2>::new(NoClock)));
                 let (source, pulled) = Script::new(STEPS);
-                let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Values(source), Config::new()).unwrap();
-                let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+                let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
+                let mut rx = ForgetOnPanic(Some(rx));
                 let p = thread::spawn(move || block_on(producer.run()));
                 let got = block_on(async {
                     let mut got = vec![];
@@ -399,10 +392,10 @@ fn b_close_races_the_producer() {
 fn b_close_wakes_a_quiet_producer() {
     model("b_close_wakes_a_quiet_producer", || {
         const STEPS: &[Step] = &[Step::Item(0), Step::Item(1), Step::Quiet];
-        let slot = Arc::new(TestSlot::<4>::new(NoClock));
+        let slot: &'static TestSlot<4> = Box::leak(Box::new(TestSlot::<4>::new(NoClock)));
         let (source, pulled) = Script::new(STEPS);
-        let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Values(source), Config::new()).unwrap();
-        let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+        let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
+        let mut rx = ForgetOnPanic(Some(rx));
         let p = thread::spawn(move || block_on(producer.run()));
         rx.close();
         let got = block_on(drain_all(&mut rx));
@@ -421,13 +414,12 @@ fn b_close_wakes_a_quiet_producer() {
 fn c_flush_races_publish() {
     model("c_flush_races_publish", || {
         const STEPS: &[Step] = &[Step::Item(0), Step::Busy, Step::Item(1), Step::Item(2)];
-        let slot = Arc::new(TestSlot::<2>::new(NoClock));
+        let slot: &'static TestSlot<2> = Box::leak(Box::new(TestSlot::<2>::new(NoClock)));
         let (source, _) = Script::new(STEPS);
-        let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Values(source), Config::new()).unwrap();
-        let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+        let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
+        let mut rx = ForgetOnPanic(Some(rx));
         let p = thread::spawn(move || block_on(producer.run()));
         let flusher = {
-            let slot = slot.clone();
             thread::spawn(move || slot.flush())
         };
         let got = block_on(drain_all(&mut rx));
@@ -445,14 +437,13 @@ fn c_flush_races_publish() {
 fn c_flush_wakes_a_quiet_producer() {
     model("c_flush_wakes_a_quiet_producer", || {
         const STEPS: &[Step] = &[Step::Item(0), Step::Item(1), Step::Quiet];
-        let slot = Arc::new(TestSlot::<4>::new(NoClock));
+        let slot: &'static TestSlot<4> = Box::leak(Box::new(TestSlot::<4>::new(NoClock)));
         let (source, _) = Script::new(STEPS);
         let quiet = source.quiet.clone();
-        let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Values(source), Config::new()).unwrap();
-        let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+        let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
+        let mut rx = ForgetOnPanic(Some(rx));
         let p = thread::spawn(move || block_on(producer.run()));
         let flusher = {
-            let slot = slot.clone();
             thread::spawn(move || {
                 while !quiet.load(Ordering::SeqCst) {
                     thread::yield_now();
@@ -481,9 +472,9 @@ fn d_receiver_dropped_while_producer_waits() {
         model(
             &format!("d_receiver_dropped_while_producer_waits (take {take})"),
             move || {
-                let slot = Arc::new(TestSlot::<1>::new(NoClock));
-                let producer = Producer::<_, _, _, Plain>::new(slot.clone(), Forever(0), Config::new()).unwrap();
-                let mut rx = ForgetOnPanic(Some(Receiver::new(slot.clone()).unwrap()));
+                let slot: &'static TestSlot<1> = Box::leak(Box::new(TestSlot::<1>::new(NoClock)));
+                let (producer, rx) = slot.split(Forever(0), Config::new()).unwrap();
+                let mut rx = ForgetOnPanic(Some(rx));
                 let p = thread::spawn(move || block_on(producer.run()));
                 if take == 1 {
                     let b = block_on(rx.next()).expect("a never-ending source");
