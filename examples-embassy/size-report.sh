@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
-# Regenerates the size table of examples-embassy/README.md: flash and static RAM of the release
-# firmware (opt-level "s", fat LTO) with prefetch-batch and with the hand-written baseline loop,
-# for both targets, and the size of the batcher state measured on the target.
-#   examples-embassy/size-report.sh           print the table
-#   examples-embassy/size-report.sh --write   also replace the table in the README
+# Regenerates the size tables of examples-embassy/README.md, from release firmware (opt-level "s",
+# fat LTO) for both targets:
+#  1. the demo: sensor-ingest with prefetch-batch against the hand-written baseline loop, and the
+#     size of the batcher state measured on the target;
+#  2. the size budget: the fair minimal pair `budget-hand` / `budget-crate` (firmware/src/budget.rs,
+#     the same job batched by hand and by prefetch-batch), what the crate adds, and its budget:
+#     at most 2,048 B of flash and N*size_of(T) + 128 B of static RAM over the hand-written loop.
+#   examples-embassy/size-report.sh           print the tables
+#   examples-embassy/size-report.sh --write   also replace the tables in the README
+#   examples-embassy/size-report.sh --check   also exit 3 when a target is over budget, saying which
+#                                             (other failures exit with other non-zero statuses)
 # Needs the two Rust targets, qemu-system-arm and binutils' `size` (scripts/ci-embassy.sh
 # installs the first two).
 set -euo pipefail
 cd "$(dirname "$0")"
 FW=firmware
+TARGETS="thumbv7em-none-eabihf thumbv6m-none-eabi"
 # The firmware's target dir: $CARGO_TARGET_DIR if set, else its own.
 TARGET_DIR=$(cd "$FW" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+
+WRITE=0 CHECK=0
+for arg in "$@"; do
+    case $arg in
+    --write) WRITE=1 ;;
+    --check) CHECK=1 ;;
+    *)
+        echo "usage: $0 [--write] [--check]" >&2
+        exit 2
+        ;;
+    esac
+done
+
+# The budget. The pair batches `u32` readings, N of them a batch (firmware/src/budget.rs).
+BUDGET_N=$(sed -n 's/^pub const N: usize = \([0-9]*\);$/\1/p' "$FW/src/budget.rs")
+[ -n "$BUDGET_N" ] || { echo "size-report: no 'pub const N: usize' in $FW/src/budget.rs" >&2; exit 2; }
+BUDGET_FLASH=2048
+BUDGET_RAM=$((BUDGET_N * 4 + 128)) # one more buffer of N u32 readings, plus 128 B of state
 
 # Prints "flash ram" in bytes for an ELF: flash is what is programmed (vectors, code, constants,
 # initial values of .data), static RAM is .data + .bss + .uninit (the stack comes on top).
@@ -22,17 +47,18 @@ flash_ram() {
         END { print flash, ram }'
 }
 
-table() {
+board() {
+    if [ "$1" = thumbv6m-none-eabi ]; then echo "microbit, Cortex-M0"; else echo "mps2-an386, Cortex-M4F"; fi
+}
+
+demo_table() {
     echo "| target (QEMU board) | firmware | flash (B) | static RAM (B) |"
     echo "|---|---|---:|---:|"
-    for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
-        (cd "$FW" && cargo build -q --release --locked --target "$target" --bins)
-        local board="mps2-an386, Cortex-M4F"
-        [ "$target" = thumbv6m-none-eabi ] && board="microbit, Cortex-M0"
+    for target in $TARGETS; do
         local elf="$TARGET_DIR/$target/release"
         read -r f1 r1 < <(flash_ram "$elf/sensor-firmware")
         read -r f0 r0 < <(flash_ram "$elf/baseline")
-        echo "| $target ($board) | with prefetch-batch | $f1 | $r1 |"
+        echo "| $target ($(board "$target")) | with prefetch-batch | $f1 | $r1 |"
         echo "| | hand-written loop, no prefetch | $f0 | $r0 |"
         echo "| | **prefetch-batch adds** | **$((f1 - f0))** | **$((r1 - r0))** |"
     done
@@ -45,13 +71,65 @@ table() {
         sed -n 's/^size_of \(.*\): \([0-9]*\)$/| `\1` | \2 |/p; s/^buffer floor \(.*\): \([0-9]*\)$/| floor: \1 | \2 |/p'
 }
 
-TABLE=$(table)
-echo "$TABLE"
-if [ "${1:-}" = --write ]; then
-    awk -v table="$TABLE" '
-        /<!-- size-report:end -->/ { print table; skip = 0 }
+# One row per target and measure: "target measure hand crate added budget verdict".
+budget_rows() {
+    for target in $TARGETS; do
+        local elf="$TARGET_DIR/$target/release"
+        read -r fh rh < <(flash_ram "$elf/budget-hand")
+        read -r fc rc < <(flash_ram "$elf/budget-crate")
+        for m in "flash $fh $fc $BUDGET_FLASH" "static-RAM $rh $rc $BUDGET_RAM"; do
+            set -- $m
+            local added=$(($3 - $2)) verdict=within
+            [ "$added" -le "$4" ] || verdict=over
+            echo "$target $1 $2 $3 $added $4 $verdict"
+        done
+    done
+}
+
+budget_table() {
+    echo "| target | measure | hand-written loop (B) | with prefetch-batch (B) | crate adds (B) | budget (B) | |"
+    echo "|---|---|---:|---:|---:|---:|---|"
+    local last=""
+    while read -r target measure hand crate added budget verdict; do
+        local shown=$target
+        [ "$target" != "$last" ] || shown=""
+        last=$target
+        [ "$verdict" = within ] || verdict="**over budget**"
+        echo "| $shown | ${measure/-/ } | $hand | $crate | $added | $budget | $verdict |"
+    done < <(budget_rows)
+}
+
+replace_in_readme() { # marker table
+    awk -v table="$2" -v begin="<!-- $1:begin -->" -v end="<!-- $1:end -->" '
+        $0 == end { print table; skip = 0 }
         !skip { print }
-        /<!-- size-report:begin -->/ { skip = 1 }' README.md >README.md.new
+        $0 == begin { skip = 1 }' README.md >README.md.new
     mv README.md.new README.md
+}
+
+for target in $TARGETS; do
+    (cd "$FW" && cargo build -q --release --locked --target "$target" --bins)
+done
+DEMO=$(demo_table)
+BUDGET=$(budget_table)
+echo "$DEMO"
+echo
+echo "Size budget: the fair minimal pair (budget-hand, budget-crate), N = $BUDGET_N u32 readings:"
+echo
+echo "$BUDGET"
+if [ "$WRITE" = 1 ]; then
+    replace_in_readme size-report "$DEMO"
+    replace_in_readme size-budget "$BUDGET"
     echo "README.md updated"
+fi
+if [ "$CHECK" = 1 ]; then
+    status=0
+    while read -r target measure hand crate added budget verdict; do
+        if [ "$verdict" = over ]; then
+            echo "over budget: $target ${measure/-/ }: prefetch-batch adds $added B, budget $budget B" >&2
+            status=3
+        fi
+    done < <(budget_rows)
+    [ "$status" != 0 ] || echo "size budget: within on every target"
+    exit "$status"
 fi

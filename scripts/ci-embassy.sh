@@ -4,10 +4,20 @@
 # semantics. Checks exit statuses
 # and the printed lines. Installs the two Rust targets and qemu-system-arm when missing.
 # Run from anywhere; exits non-zero on the first failure.
+#
+# Size budget (the fair minimal pair of examples-embassy/size-report.sh): SIZE_BUDGET=enforce fails
+# the run when prefetch-batch is over budget on either target; the default, SIZE_BUDGET=report,
+# prints the table and says "over budget (not enforced yet)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FW=examples-embassy/firmware
+SIZE_BUDGET=${SIZE_BUDGET:-report}
+case $SIZE_BUDGET in report | enforce) ;; *)
+    echo "SIZE_BUDGET must be 'report' or 'enforce', not '$SIZE_BUDGET'" >&2
+    exit 2
+    ;;
+esac
 LOGS=$(mktemp -d)
 RUN_LIMIT=60 # seconds per program run, build excluded; a normal run takes one or two
 
@@ -97,5 +107,28 @@ done
 step "a failed self-check fails the run (the hand-written baseline loses readings)"
 run baseline 1 bash -c "cd $FW && cargo run -q --release --locked --target thumbv7em-none-eabihf --bin baseline"
 grep -q "check FAILED" "$LOGS/baseline.log" || fail "baseline: no 'check FAILED' line"
+
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    step "size budget pair on $target: hand-written loop and prefetch-batch do the same job"
+    for bin in budget-hand budget-crate; do
+        run "$bin-$target" 0 bash -c "cd $FW && cargo run -q --release --locked --target $target --bin $bin"
+    done
+    grep -Eq '^sum [0-9]+ of [0-9]+ readings in [0-9]+ batches, [0-9]+ full$' "$LOGS/budget-hand-$target.log" ||
+        fail "budget-hand: no 'sum S of R readings in B batches, F full' line"
+    cmp -s "$LOGS/budget-hand-$target.log" "$LOGS/budget-crate-$target.log" ||
+        fail "budget-crate printed something else than budget-hand"
+    echo "same output"
+done
+
+step "size budget (SIZE_BUDGET=$SIZE_BUDGET)"
+status=0
+examples-embassy/size-report.sh --check || status=$?
+if [ "$status" = 3 ] && [ "$SIZE_BUDGET" = report ]; then
+    echo "over budget (not enforced yet: SIZE_BUDGET=enforce fails the run)"
+elif [ "$status" = 3 ]; then
+    fail "prefetch-batch is over its size budget"
+elif [ "$status" != 0 ]; then
+    fail "size-report.sh exited with status $status"
+fi
 
 step "all embassy demo checks passed"

@@ -2,6 +2,7 @@
 //! and exit through semihosting (QEMU prints the text and exits with the status).
 #![no_std]
 
+pub mod budget;
 pub mod time_driver;
 
 use sensor_app::Io;
