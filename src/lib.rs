@@ -29,6 +29,59 @@
 //! ```
 //!
 //! See the README for the exact emission rules, the guarantees and the tests behind them.
+//!
+//! # Soundness
+//!
+//! The two buffers of a [`Slot`] are reached without its lock only by the side that owns them,
+//! through a token the slot hands out when a buffer changes role. Tokens, and the traits whose
+//! methods take them, cannot be named, made or implemented outside this crate. Each of these is
+//! a compile error:
+//!
+//! Handing back a buffer that a guard still lends:
+//! ```compile_fail
+//! use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+//! use prefetch_batch::{Slot, timer::ManualClock};
+//! use prefetch_batch::slot::LentSlot; // private module: not reachable
+//! static CLOCK: ManualClock = ManualClock::new();
+//! let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&CLOCK);
+//! ```
+//! ```compile_fail
+//! use prefetch_batch::LentToken; // not exported: a token cannot be forged
+//! ```
+//! Publishing a buffer the producer does not own:
+//! ```compile_fail
+//! use prefetch_batch::FillToken; // not exported
+//! ```
+//! ```compile_fail
+//! use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+//! use prefetch_batch::{Slot, timer::ManualClock};
+//! static CLOCK: ManualClock = ManualClock::new();
+//! let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&CLOCK);
+//! slot.finish_erased(None); // the finishing hook's trait is not in scope, and cannot be
+//! ```
+//! Standing in for a slot handle with a `Deref` that may change its target:
+//! ```compile_fail
+//! use prefetch_batch::SlotRef;
+//! struct Alternating;
+//! impl core::ops::Deref for Alternating {
+//!     type Target = u8;
+//!     fn deref(&self) -> &u8 { &0 }
+//! }
+//! impl SlotRef for Alternating {} // sealed
+//! ```
+//! ```compile_fail
+//! use prefetch_batch::{Config, Producer};
+//! // A producer is made only by `Slot::split`, over `&Slot`: there is no constructor that takes
+//! // another handle.
+//! let p = Producer::new(std::rc::Rc::new(()), (), Config::new());
+//! ```
+//! Sharing a slot on `NoopRawMutex` between threads (it is for one executor):
+//! ```compile_fail
+//! use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+//! use prefetch_batch::{Slot, timer::ManualClock};
+//! fn sync<T: Sync>() {}
+//! sync::<Slot<NoopRawMutex, u32, 4, &'static ManualClock>>();
+//! ```
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

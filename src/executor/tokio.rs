@@ -119,15 +119,16 @@ where
     Ok(Inner {
         rx,
         task: Some(task),
-        source: None,
+        source: std::sync::Mutex::new(None),
     })
 }
 
 struct Inner<T: Send + 'static, const N: usize, E: Send + 'static, I: 'static> {
     rx: Receiver<SharedSlot<T, N, E>>,
     task: Option<JoinHandle<BoxSource<I>>>,
-    /// The source, once the producer task handed it back.
-    source: Option<BoxSource<I>>,
+    /// The source, once the producer task handed it back (in a lock only so the stream stays
+    /// `Sync`; it is touched only through `&mut self`).
+    source: std::sync::Mutex<Option<BoxSource<I>>>,
 }
 
 impl<T: Send + 'static, const N: usize, E: Send + 'static, I: 'static> Inner<T, N, E, I> {
@@ -142,7 +143,7 @@ impl<T: Send + 'static, const N: usize, E: Send + 'static, I: 'static> Inner<T, 
             // future is dropped here, the handle stays and a later call waits again.
             let source = task.await;
             self.task = None;
-            self.source = source.ok();
+            *self.source.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = source.ok();
         }
         self.rx.drain_remainder()
     }
@@ -203,7 +204,8 @@ macro_rules! common_methods {
         /// [`drain_remainder`](Self::drain_remainder) (cancel-safe) where that matters.
         pub async fn into_parts(mut self) -> (Remainder<T, N>, Option<BoxSource<$i>>) {
             let rest = self.0.drain_remainder().await;
-            (rest, self.0.source.take())
+            let source = self.0.source.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            (rest, source)
         }
     };
 }
