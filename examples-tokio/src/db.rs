@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 /// The row a message is enriched with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +30,65 @@ pub fn seeded_customer(id: i64) -> Customer {
 enum Backend {
     // rusqlite is blocking: queries run on tokio's blocking pool, one at a time.
     Sqlite(Arc<Mutex<rusqlite::Connection>>),
-    Postgres(tokio_postgres::Client),
+    Postgres(Box<Postgres>),
+}
+
+/// A PostgreSQL connection that is opened again after it broke (a server restart).
+struct Postgres {
+    config: tokio_postgres::Config,
+    client: tokio::sync::Mutex<Option<Arc<tokio_postgres::Client>>>,
+    label: String,
+}
+
+/// Default limit for the whole PostgreSQL handshake (TCP, startup, authentication).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default limit for one query.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Postgres {
+    async fn connect(config: &tokio_postgres::Config, label: &str) -> Result<Arc<tokio_postgres::Client>> {
+        // connect_timeout covers the TCP connect only: a server that accepts and never answers
+        // would hang the handshake without this.
+        let (client, connection) = tokio::time::timeout(HANDSHAKE_TIMEOUT, config.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| anyhow!("PostgreSQL handshake timed out after {HANDSHAKE_TIMEOUT:?}"))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot connect to PostgreSQL at {label}"))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("PostgreSQL connection closed: {e}");
+            }
+        });
+        Ok(Arc::new(client))
+    }
+
+    /// The open connection, or a new one if there is none or it broke.
+    async fn client(&self) -> Result<Arc<tokio_postgres::Client>> {
+        let mut slot = self.client.lock().await;
+        match slot.as_ref() {
+            Some(c) if !c.is_closed() => Ok(Arc::clone(c)),
+            _ => {
+                *slot = None;
+                let c = Self::connect(&self.config, &self.label).await?;
+                tracing::info!("connected to PostgreSQL at {}", self.label);
+                *slot = Some(Arc::clone(&c));
+                Ok(c)
+            }
+        }
+    }
+
+    async fn forget(&self) {
+        *self.client.lock().await = None;
+    }
 }
 
 /// A connection to the customers table, with a query counter and an optional injected latency.
 pub struct Db {
     backend: Backend,
     latency: Duration,
+    query_timeout: Duration,
     queries: AtomicU64,
+    outage: AtomicU64,
     label: String,
 }
 
@@ -64,26 +115,42 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut config: tokio_postgres::Config =
                 url.parse().with_context(|| format!("invalid PostgreSQL URL {label}"))?;
-            config.connect_timeout(Duration::from_secs(5));
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .with_context(|| format!("cannot connect to PostgreSQL at {label}"))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    eprintln!("enrich: PostgreSQL connection closed: {e}");
+            config.connect_timeout(HANDSHAKE_TIMEOUT);
+            // As libpq does: a password not in the URL may come from PGPASSWORD.
+            if config.get_password().is_none() {
+                if let Ok(password) = std::env::var("PGPASSWORD") {
+                    config.password(password);
                 }
-            });
-            Backend::Postgres(client)
+            }
+            let client = Postgres::connect(&config, &label).await?;
+            Backend::Postgres(Box::new(Postgres {
+                config,
+                client: tokio::sync::Mutex::new(Some(client)),
+                label: label.clone(),
+            }))
         } else {
             bail!("unsupported database URL {label}: expected sqlite::memory:, sqlite:PATH or postgres://...");
         };
         Ok(Self {
             backend,
             latency: Duration::ZERO,
+            query_timeout: QUERY_TIMEOUT,
             queries: AtomicU64::new(0),
+            outage: AtomicU64::new(0),
             label,
         })
+    }
+
+    /// Fails a lookup that takes longer than `timeout` (the injected latency included).
+    pub fn with_query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// Makes the next `queries` lookups fail as if the server were restarting: for the tests
+    /// and for trying the service's retries.
+    pub fn simulate_outage(&self, queries: u64) {
+        self.outage.store(queries, Ordering::SeqCst);
     }
 
     /// Adds `latency` to every lookup: stands in for a network round trip (SQLite has none), or a
@@ -115,7 +182,8 @@ impl Db {
                     .await?
                     .context("seeding SQLite")
             }
-            Backend::Postgres(client) => {
+            Backend::Postgres(pg) => {
+                let client = pg.client().await?;
                 client
                     .batch_execute(
                         "CREATE TABLE IF NOT EXISTS customers (
@@ -141,9 +209,34 @@ impl Db {
         }
     }
 
-    /// Looks up every id of a batch in ONE query. Unknown ids are absent from the map.
+    /// Looks up every id of a batch in ONE query. Unknown ids are absent from the map. Fails
+    /// after the query timeout; a broken PostgreSQL connection is opened again on the next call.
     pub async fn lookup(&self, ids: &[i64]) -> Result<HashMap<i64, Customer>> {
         self.queries.fetch_add(1, Ordering::Relaxed);
+        if self
+            .outage
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            bail!("database unavailable (simulated outage: connection refused)");
+        }
+        match tokio::time::timeout(self.query_timeout, self.lookup_inner(ids)).await {
+            Ok(r) => r,
+            Err(_) => {
+                if let Backend::Postgres(pg) = &self.backend {
+                    // The connection may be stuck: use a new one next time.
+                    pg.forget().await;
+                }
+                Err(anyhow!(
+                    "lookup timed out after {:?} on {}",
+                    self.query_timeout,
+                    self.label
+                ))
+            }
+        }
+    }
+
+    async fn lookup_inner(&self, ids: &[i64]) -> Result<HashMap<i64, Customer>> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -157,14 +250,23 @@ impl Db {
                     .await?
                     .context("SQLite lookup")
             }
-            Backend::Postgres(client) => {
-                let rows = client
+            Backend::Postgres(pg) => {
+                let client = pg.client().await?;
+                let rows = match client
                     .query(
                         "SELECT id, name, tier, country FROM customers WHERE id = ANY($1)",
                         &[&ids],
                     )
                     .await
-                    .context("PostgreSQL lookup")?;
+                {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        if client.is_closed() {
+                            pg.forget().await;
+                        }
+                        return Err(anyhow::Error::from(e).context("PostgreSQL lookup"));
+                    }
+                };
                 Ok(rows
                     .iter()
                     .map(|r| {

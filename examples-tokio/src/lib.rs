@@ -9,10 +9,14 @@
 //! The binaries are `enrich` (the service, see [`app`]) and `quickstart` (the shortest program).
 
 pub mod app;
+pub mod batching;
 pub mod db;
 pub mod kafka;
+pub mod metrics;
+pub mod mock;
 pub mod pipeline;
 pub mod report;
+pub mod retry;
 pub mod sequential;
 pub mod sink;
 pub mod source;

@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use prefetch_batch::FlushReason;
+use hdrhistogram::Histogram;
 
+use crate::batching::FlushReason;
 use crate::pipeline::{Mode, Outcome};
 
 /// The table for `runs` (usually prefetch on, then off).
@@ -37,9 +38,13 @@ pub fn table(runs: &[Outcome]) -> String {
     row("busy (query+write)", &|o| ms(o.busy));
     row("consumer waited", &|o| ms(o.consumer_waited));
     row("producer waited", &|o| o.producer_waited.map_or("-".into(), ms));
-    row("latency p50", &|o| ms(percentile(&o.latencies, 50)));
-    row("latency p99", &|o| ms(percentile(&o.latencies, 99)));
-    row("latency max", &|o| ms(o.latencies.last().copied().unwrap_or_default()));
+    row("oldest item at handover", &|o| o.max_age.map_or("-".into(), ms));
+    if runs.iter().any(|o| o.db_retries > 0) {
+        row("db retries", &|o| o.db_retries.to_string());
+    }
+    row("latency p50", &|o| ms(percentile(&o.latency, 50.0)));
+    row("latency p99", &|o| ms(percentile(&o.latency, 99.0)));
+    row("latency max", &|o| ms(percentile(&o.latency, 100.0)));
 
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -53,12 +58,12 @@ pub fn table(runs: &[Outcome]) -> String {
     out
 }
 
-/// The `p`th percentile of sorted `values`.
-pub fn percentile(values: &[Duration], p: usize) -> Duration {
-    if values.is_empty() {
+/// The `p`th percentile of a latency histogram in microseconds (zero when empty).
+pub fn percentile(h: &Histogram<u64>, p: f64) -> Duration {
+    if h.is_empty() {
         return Duration::ZERO;
     }
-    values[((values.len() - 1) * p).div_ceil(100)]
+    Duration::from_micros(h.value_at_percentile(p))
 }
 
 fn ms(d: Duration) -> String {

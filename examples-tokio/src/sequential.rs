@@ -8,11 +8,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::batching::FlushReason;
 use futures_util::{Stream, StreamExt};
-use prefetch_batch::FlushReason;
 use tokio::time::Instant;
 
-/// When a batch ends: the same knobs as [`prefetch_batch::Config`].
+/// When a batch ends: the same knobs as the batcher's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_items: usize,

@@ -1,7 +1,7 @@
 //! The Kafka source and sink against librdkafka's built-in mock cluster: no broker needed.
 //!
-//! Checks that N produced messages are each written once to the output topic, and that offsets
-//! are committed only after their batch was written.
+//! Checks that N produced messages are each written once to the output topic, that offsets are
+//! committed only after their batch was written, and that a stop and a restart lose nothing.
 
 mod common;
 
@@ -10,37 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use examples_tokio::db::Db;
-use examples_tokio::kafka::{self, KafkaCommit, KafkaSink};
-use examples_tokio::pipeline::{self, Mode, Service};
-use examples_tokio::sequential::Limits;
+use common::kafka::{Env, INPUT, OUTPUT, metrics, produce};
+use examples_tokio::app::run_member;
+use examples_tokio::kafka::{self, KafkaOptions, KafkaSink};
+use examples_tokio::mock::{Cluster, checker, read_all, topic_len};
 use examples_tokio::sink::{Enriched, Sink};
-use futures_util::StreamExt;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::message::Message as _;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-const INPUT: &str = "orders";
-const OUTPUT: &str = "orders-enriched";
 const PARTITIONS: i32 = 3;
-const GROUP: &str = "enrich-test";
+const GROUP: &str = "enrich";
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn produce(brokers: &str, n: u64) {
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let sends = (0..n).map(|i| {
-        let (key, payload) = ((i % 700 + 1).to_string(), i.to_string());
-        let producer = &producer;
-        async move {
-            let record = FutureRecord::to(INPUT).key(&key).payload(&payload);
-            producer.send(record, TIMEOUT).await.map_err(|(e, _)| e).unwrap();
-        }
-    });
-    futures_util::future::join_all(sends).await;
-}
 
 /// The group's committed offset per input partition (absent: nothing committed yet).
 fn committed(checker: &BaseConsumer) -> BTreeMap<i32, i64> {
@@ -88,76 +68,40 @@ impl Sink for CommitAfterWrite {
     }
 }
 
-/// Reads the output topic from the start until `n` records arrived; returns amount -> count.
-async fn read_output(brokers: &str, n: u64) -> HashMap<i64, u32> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "output-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[OUTPUT]).unwrap();
+/// Amount (= input index) -> how many output records carry it.
+fn amounts(brokers: &str) -> HashMap<i64, u32> {
     let mut seen = HashMap::new();
-    let mut stream = consumer.stream();
-    for _ in 0..n {
-        let m = tokio::time::timeout(Duration::from_secs(30), stream.next())
-            .await
-            .expect("output record within 30 s")
-            .unwrap()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-        *seen.entry(v["amount_cents"].as_i64().unwrap()).or_insert(0) += 1;
+    for r in read_all(brokers, OUTPUT, PARTITIONS).unwrap() {
+        assert!(r.dedup_key.is_some(), "a record without dedup key: {r:?}");
+        *seen.entry(r.json["amount_cents"].as_i64().unwrap()).or_insert(0) += 1;
     }
     seen
 }
 
-/// Total messages in `topic`, from the broker's watermarks: exact, no waiting for "no more".
-fn topic_len(checker: &BaseConsumer, topic: &str) -> i64 {
-    (0..PARTITIONS)
-        .map(|p| {
-            let (low, high) = checker.fetch_watermarks(topic, p, TIMEOUT).unwrap();
-            high - low
-        })
-        .sum()
+fn start() -> (Cluster, KafkaOptions, Arc<BaseConsumer>) {
+    let cluster = Cluster::start(&[(INPUT, PARTITIONS), (OUTPUT, PARTITIONS)]).unwrap();
+    let opts = KafkaOptions::new(&cluster.bootstrap, GROUP, INPUT, OUTPUT);
+    let checker = Arc::new(checker(&cluster.bootstrap, GROUP).unwrap());
+    (cluster, opts, checker)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_once_and_commits_after_writes() {
     const N: u64 = 2_000;
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(INPUT, PARTITIONS, 1).unwrap();
-    cluster.create_topic(OUTPUT, PARTITIONS, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, N).await;
-
-    let checker: Arc<BaseConsumer> = Arc::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", GROUP)
-            .create()
-            .unwrap(),
-    );
+    let (cluster, opts, checker) = start();
+    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
     assert!(committed(&checker).is_empty(), "nothing committed before the run");
 
-    let db = Db::connect("sqlite::memory:").await.unwrap();
-    db.seed(500).await.unwrap();
-    let consumer = kafka::consumer(&brokers, GROUP, INPUT).await.unwrap();
+    let env = Env::new(&[]).await;
+    let ctx = env.ctx();
     let checks = Arc::new(Mutex::new(0));
-    let sink = CommitAfterWrite {
-        inner: KafkaSink::new(&brokers, OUTPUT).unwrap(),
+    let wrap = |inner| CommitAfterWrite {
+        inner,
         checker: Arc::clone(&checker),
         written: BTreeMap::new(),
         checks: Arc::clone(&checks),
     };
-    let commit = KafkaCommit::new(Arc::clone(&consumer), INPUT);
-    let mut service = Service::new(Arc::new(db), sink, commit, Some(N), true);
-    let limits = Limits {
-        max_items: 100,
-        max_wait: Duration::from_millis(20),
-        idle: None,
-    };
-    let source = kafka::source(Arc::clone(&consumer), Some(N));
-    let outcome = pipeline::run(source, limits, Mode::Prefetch, &mut service, std::future::pending())
+    let outcome = run_member(&ctx, &opts, "0", Some(N), wrap, std::future::pending())
         .await
         .unwrap();
     assert_eq!(outcome.items, N);
@@ -165,18 +109,15 @@ async fn every_message_once_and_commits_after_writes() {
     assert_eq!(*checks.lock().unwrap() as u64, outcome.total_batches());
 
     // Committed: exactly everything, per partition up to its end.
-    let done = committed(&checker);
-    assert_eq!(done.values().sum::<i64>(), N as i64, "{done:?}");
     let c = Arc::clone(&checker);
-    assert_eq!(
-        tokio::task::spawn_blocking(move || topic_len(&c, OUTPUT))
-            .await
-            .unwrap(),
-        N as i64
-    );
+    let (done, out) = tokio::task::spawn_blocking(move || (committed(&c), topic_len(&c, OUTPUT, PARTITIONS).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(done.values().sum::<i64>(), N as i64, "{done:?}");
+    assert_eq!(out, N as i64);
 
     // Written: each input exactly once.
-    let seen = read_output(&brokers, N).await;
+    let seen = amounts(&cluster.bootstrap);
     assert_eq!(seen.len() as u64, N);
     assert!(seen.values().all(|&n| n == 1));
     assert!((0..N as i64).all(|a| seen.contains_key(&a)));
@@ -185,7 +126,8 @@ async fn every_message_once_and_commits_after_writes() {
 #[tokio::test]
 async fn unreachable_broker_is_a_clear_error() {
     // Nothing listens on port 1: the metadata request times out after a few seconds.
-    let Err(err) = kafka::consumer("127.0.0.1:1", "g", "t").await else {
+    let opts = KafkaOptions::new("127.0.0.1:1", "g", "t", "o");
+    let Err(err) = kafka::join(&opts, "0", metrics(), None).await else {
         panic!("a consumer with no broker");
     };
     assert!(
@@ -215,57 +157,38 @@ impl Sink for StopAfter {
 
 /// One run of the service on the input topic: stops after `limit` messages, or when the sink
 /// fires the stop after `stop_after` writes. Returns the number of items written.
-async fn run_once(brokers: &str, limit: u64, stop_after: u32) -> u64 {
-    let db = Db::connect("sqlite::memory:").await.unwrap();
-    db.seed(500).await.unwrap();
-    let consumer = kafka::consumer(brokers, GROUP, INPUT).await.unwrap();
+async fn run_once(opts: &KafkaOptions, limit: u64, stop_after: u32) -> u64 {
+    let env = Env::new(&[]).await;
+    let ctx = env.ctx();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let sink = StopAfter {
-        inner: KafkaSink::new(brokers, OUTPUT).unwrap(),
+    let wrap = |inner| StopAfter {
+        inner,
         writes: 0,
         after: stop_after,
         stop: Some(tx),
-    };
-    let commit = KafkaCommit::new(Arc::clone(&consumer), INPUT);
-    let mut service = Service::new(Arc::new(db), sink, commit, None, true);
-    let limits = Limits {
-        max_items: 50,
-        max_wait: Duration::from_millis(20),
-        idle: None,
     };
     let shutdown = async {
         if rx.await.is_err() {
             std::future::pending::<()>().await;
         }
     };
-    let source = kafka::source(consumer, Some(limit));
-    let outcome = pipeline::run(source, limits, Mode::Prefetch, &mut service, shutdown)
+    run_member(&ctx, opts, "0", Some(limit), wrap, shutdown)
         .await
-        .unwrap();
-    outcome.items
+        .unwrap()
+        .items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_midway_commits_what_was_written_and_a_restart_gets_the_rest() {
     const N: u64 = 1_000;
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(INPUT, PARTITIONS, 1).unwrap();
-    cluster.create_topic(OUTPUT, PARTITIONS, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, N).await;
-    let checker: Arc<BaseConsumer> = Arc::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", GROUP)
-            .create()
-            .unwrap(),
-    );
+    let (cluster, opts, checker) = start();
+    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
 
     // Stopped after its third batch: the batches already pulled are still written and committed.
-    let first = run_once(&brokers, N, 3).await;
+    let first = run_once(&opts, N, 3).await;
     assert!((150..N).contains(&first), "first run wrote {first}");
     let c = Arc::clone(&checker);
-    let (done, out) = tokio::task::spawn_blocking(move || (committed(&c), topic_len(&c, OUTPUT)))
+    let (done, out) = tokio::task::spawn_blocking(move || (committed(&c), topic_len(&c, OUTPUT, PARTITIONS).unwrap()))
         .await
         .unwrap();
     assert_eq!(
@@ -276,15 +199,9 @@ async fn stop_midway_commits_what_was_written_and_a_restart_gets_the_rest() {
     assert_eq!(out, first as i64);
 
     // A restart in the same group resumes at the committed offsets: the rest, nothing twice.
-    let second = run_once(&brokers, N - first, u32::MAX).await;
+    let second = run_once(&opts, N - first, u32::MAX).await;
     assert_eq!(first + second, N);
-    let seen = read_output(&brokers, N).await;
+    let seen = amounts(&cluster.bootstrap);
     assert!((0..N as i64).all(|a| seen.get(&a) == Some(&1)), "each message once");
-    let c = Arc::clone(&checker);
-    assert_eq!(
-        tokio::task::spawn_blocking(move || topic_len(&c, OUTPUT))
-            .await
-            .unwrap(),
-        N as i64
-    );
+    assert_eq!(seen.len() as u64, N);
 }

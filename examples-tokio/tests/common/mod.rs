@@ -53,3 +53,114 @@ impl Sink for Recording {
         Ok(())
     }
 }
+
+/// Kafka helpers for the tests on librdkafka's mock cluster.
+pub mod kafka {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use clap::Parser;
+    use examples_tokio::app::{Args, RunCtx};
+    use examples_tokio::db::Db;
+    use examples_tokio::metrics::Metrics;
+    use examples_tokio::pipeline::Mode;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    pub const INPUT: &str = "orders";
+    pub const OUTPUT: &str = "orders-enriched";
+
+    /// The service's flags for a Kafka test: small batches, no injected query latency.
+    pub fn args(extra: &[&str]) -> Args {
+        let base = [
+            "enrich",
+            "--quiet",
+            "--source",
+            "kafka",
+            "--prefetch",
+            "on",
+            "--customers",
+            "500",
+            "--db-latency-ms",
+            "1",
+            "--batch-size",
+            "50",
+            "--max-wait-ms",
+            "10",
+        ];
+        Args::try_parse_from(base.iter().chain(extra)).unwrap()
+    }
+
+    pub async fn db() -> Arc<Db> {
+        let db = Db::connect("sqlite::memory:")
+            .await
+            .unwrap()
+            .with_latency(Duration::from_millis(1));
+        db.seed(500).await.unwrap();
+        Arc::new(db)
+    }
+
+    pub fn metrics() -> Arc<Metrics> {
+        Arc::default()
+    }
+
+    /// What a service instance runs with: flags, database, metrics.
+    pub struct Env {
+        pub args: Args,
+        pub db: Arc<Db>,
+        pub metrics: Arc<Metrics>,
+    }
+
+    impl Env {
+        pub async fn new(extra: &[&str]) -> Self {
+            Self {
+                args: args(extra),
+                db: db().await,
+                metrics: metrics(),
+            }
+        }
+
+        pub fn ctx(&self) -> RunCtx<'_> {
+            RunCtx {
+                args: &self.args,
+                db: &self.db,
+                metrics: &self.metrics,
+                mode: Mode::Prefetch,
+            }
+        }
+    }
+
+    /// Produces messages `from..to` to INPUT: key = a customer id, payload = the index, in
+    /// partition `index % partitions`.
+    pub async fn produce(brokers: &str, partitions: i32, from: u64, to: u64) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", "1")
+            .create()
+            .unwrap();
+        let mut deliveries = Vec::new();
+        for i in from..to {
+            let (key, payload) = ((i % 700 + 1).to_string(), i.to_string());
+            let record = FutureRecord::to(INPUT)
+                .key(&key)
+                .payload(&payload)
+                .partition((i % partitions as u64) as i32);
+            deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        }
+        for d in deliveries {
+            d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    }
+
+    /// Polls `cond` every 20 ms until it holds; panics with `what` after `secs` seconds.
+    pub async fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
