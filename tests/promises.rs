@@ -786,29 +786,29 @@ fn try_prefetch_stream_is_a_fused_stream() {
     fused::<prefetch_batch::TryPrefetchStream<u32, 4, &'static str>>();
 }
 
-/// When the last item fills a batch, the last batch is `Full` and nothing in it says it was the
-/// last: a caller cannot tell "this was the end" from the batch alone. No API exists for this yet
-/// (a flag in `BatchInfo`, an `End`-with-`Full` reason, or a documented "read `None` next"); this
-/// records the gap and states the expectation to fill in once it is decided.
+/// The documented rule for the end: when the last item fills a batch, that batch is `Full`, and
+/// the end is the `None` that follows it (no batch can know the source will end before the
+/// source says so). A partial last batch says `End`.
 #[test]
-#[ignore = "API decision pending: how the last batch says it is the last"]
-fn the_last_batch_says_it_is_the_last() {
+fn the_end_is_the_none_after_the_last_batch() {
     let clock = common::clock();
-    let mut got = vec![];
-    clock
-        .block_on(for_each_batch::<_, _, _, 4, _>(
-            prefetch_batch::testing::iter(0..8u32),
-            Config::new(),
-            clock,
-            async |b| got.push(b.info().reason),
-        ))
-        .unwrap();
-    // Today: [Full, Full], the second indistinguishable from a batch with more to come.
-    assert_ne!(
-        got.last(),
-        Some(&FlushReason::Full),
-        "the last batch should say it is the last"
-    );
+    let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
+    for (n, last) in [(8u32, FlushReason::Full), (7, FlushReason::End)] {
+        let (producer, mut rx) = slot.split(prefetch_batch::testing::iter(0..n), Config::new()).unwrap();
+        let got = clock.block_on(async {
+            let mut got = vec![];
+            let consume = async {
+                while let Some(b) = rx.next().await {
+                    got.push(b.info().reason);
+                }
+                assert!(rx.next().await.is_none(), "the end stays the end");
+            };
+            join(producer.run(), consume).await;
+            got
+        });
+        assert_eq!(got, [FlushReason::Full, last], "{n} items");
+        drop(rx);
+    }
 }
 
 /// A spawned producer hands its source back: after a close, `into_parts` returns what was
