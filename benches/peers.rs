@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_util::StreamExt as _;
 use prefetch_batch::timer::TokioTimer;
-use prefetch_batch::{Config, PrefetchExt as _, Slot, for_each_batch};
+use prefetch_batch::{BatchExt as _, Config, Slot};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -59,14 +59,13 @@ fn ready_source(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let mut acc = 0u64;
-                for_each_batch::<_, _, _, N, _>(
-                    source(n),
-                    Config::new().max_wait(MAX_WAIT),
-                    TokioTimer,
-                    async |batch| acc = acc.wrapping_add(sum(&batch)),
-                )
-                .await
-                .unwrap();
+                source(n)
+                    .for_each_batch(Config::<N>::new().max_wait(MAX_WAIT), TokioTimer, |batch| {
+                        acc = acc.wrapping_add(sum(&batch));
+                        async {}
+                    })
+                    .await
+                    .unwrap();
                 black_box(acc)
             })
         })
@@ -78,8 +77,8 @@ fn ready_source(c: &mut Criterion) {
                 let slot = Slot::<NoopRawMutex, u64, N, _>::new(TokioTimer);
                 let (producer, mut rx) = slot.split(source(n), Config::new().max_wait(MAX_WAIT)).unwrap();
                 let mut acc = 0u64;
-                prefetch_batch::executor::join(producer.run(), async {
-                    while let Some(batch) = rx.next().await {
+                prefetch_batch::testing::join(producer, async {
+                    while let Some(batch) = rx.recv().await {
                         acc = acc.wrapping_add(sum(&batch));
                     }
                 })
@@ -169,7 +168,7 @@ fn channel_source(c: &mut Criterion) {
                     let rx = ReceiverStream::new(feed(n));
                     let mut batches = rx.prefetch_batches::<N>(Config::new().max_wait(MAX_WAIT)).unwrap();
                     let mut acc = 0u64;
-                    while let Some(batch) = batches.next_batch().await {
+                    while let Some(batch) = batches.recv().await {
                         acc = acc.wrapping_add(sum(&batch));
                     }
                     black_box(acc)

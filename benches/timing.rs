@@ -17,7 +17,9 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use futures_util::StreamExt as _;
 use prefetch_batch::timer::TokioTimer;
-use prefetch_batch::{Config, PrefetchExt as _, Receiver, Slot, for_each_batch};
+use std::cell::{Cell, RefCell};
+
+use prefetch_batch::{BatchExt as _, Config, Receiver, Slot};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::ReceiverStream;
@@ -170,7 +172,7 @@ fn steady_rate(done: &[Instant]) -> f64 {
 fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
     let batches: usize = if quick() { 6 } else { 31 };
     let items = (batches * W3_N) as u64;
-    let config = Config::new().max_wait(Duration::from_secs(1));
+    let config = Config::<W3_N>::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
 
     // F in isolation: the source drained as fast as it can go.
@@ -214,14 +216,15 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
             "ours_in_task",
             best(&|| {
                 rt.block_on(async {
-                    let mut done = Vec::with_capacity(batches);
-                    for_each_batch::<_, _, _, W3_N, _>(FetchSource::new(items), config, TokioTimer, async |_b| {
-                        tokio::time::sleep(p).await;
-                        done.push(Instant::now());
-                    })
-                    .await
-                    .unwrap();
-                    steady_rate(&done)
+                    let done = RefCell::new(Vec::with_capacity(batches));
+                    FetchSource::new(items)
+                        .for_each_batch(config, TokioTimer, |_b| async {
+                            tokio::time::sleep(p).await;
+                            done.borrow_mut().push(Instant::now());
+                        })
+                        .await
+                        .unwrap();
+                    steady_rate(&done.into_inner())
                 })
             }),
         );
@@ -231,7 +234,7 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
                 rt.block_on(async {
                     let mut done = Vec::with_capacity(batches);
                     let mut s = FetchSource::new(items).prefetch_batches::<W3_N>(config).unwrap();
-                    while let Some(_b) = s.next_batch().await {
+                    while let Some(_b) = s.recv().await {
                         tokio::time::sleep(p).await;
                         done.push(Instant::now());
                     }
@@ -344,12 +347,17 @@ struct Record {
 
 impl Record {
     async fn handle(&mut self, batch: &[Instant]) {
+        self.begin(batch);
+        tokio::time::sleep(W4_HANDLER).await;
+        self.end.push(Instant::now());
+    }
+
+    /// A batch is handed over: when, how old, how many.
+    fn begin(&mut self, batch: &[Instant]) {
         let now = Instant::now();
         self.start.push(now);
         self.age.push(now.duration_since(batch[0]));
         self.items.push(batch.len());
-        tokio::time::sleep(W4_HANDLER).await;
-        self.end.push(Instant::now());
     }
 
     /// Batches that began while items were still arriving, the first one left out.
@@ -379,16 +387,23 @@ impl Record {
 
 fn w4(rt: &tokio::runtime::Runtime, out: &mut String) {
     let run = Duration::from_millis(if quick() { 600 } else { 4000 });
-    let config = Config::new().max_wait(W4_MAX_WAIT);
+    let config = Config::<W4_N>::new().max_wait(W4_MAX_WAIT);
     let mut rows: Vec<String> = Vec::new();
 
     let r = rt.block_on(async {
         let (src, until) = feeder(run);
-        let mut rec = Record::default();
-        for_each_batch::<_, _, _, W4_N, _>(src, config, TokioTimer, async |b| rec.handle(&b).await)
-            .await
-            .unwrap();
-        rec.json(until)
+        let rec = RefCell::new(Record::default());
+        src.for_each_batch(config, TokioTimer, |b| {
+            rec.borrow_mut().begin(&b);
+            let rec = &rec;
+            async move {
+                tokio::time::sleep(W4_HANDLER).await;
+                rec.borrow_mut().end.push(Instant::now());
+            }
+        })
+        .await
+        .unwrap();
+        rec.into_inner().json(until)
     });
     rows.push(format!("\"ours_in_task\":{r}"));
 
@@ -396,7 +411,7 @@ fn w4(rt: &tokio::runtime::Runtime, out: &mut String) {
         let (src, until) = feeder(run);
         let mut rec = Record::default();
         let mut s = src.prefetch_batches::<W4_N>(config).unwrap();
-        while let Some(b) = s.next_batch().await {
+        while let Some(b) = s.recv().await {
             rec.handle(&b).await;
         }
         rec.json(until)
@@ -455,7 +470,7 @@ fn per_batch(rt: &tokio::runtime::Runtime, run: impl Fn(&tokio::runtime::Runtime
 }
 
 fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
-    let config = Config::new().max_wait(Duration::from_secs(1));
+    let config = Config::<W5_N>::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
     let mut allocs: Vec<(&str, f64)> = Vec::new();
     allocs.push((
@@ -463,7 +478,11 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         per_batch(rt, |rt, k| {
             rt.block_on(async {
                 let mut n = 0;
-                for_each_batch::<_, _, _, W5_N, _>(src(k), config, TokioTimer, async |_b| n += 1)
+                src(k)
+                    .for_each_batch(config, TokioTimer, |_b| {
+                        n += 1;
+                        async {}
+                    })
                     .await
                     .unwrap();
                 n
@@ -477,8 +496,8 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
                 let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
                 let (producer, mut rx) = slot.split(src(k), config).unwrap();
                 let mut n = 0;
-                prefetch_batch::executor::join(producer.run(), async {
-                    while let Some(_b) = rx.next().await {
+                prefetch_batch::testing::join(producer, async {
+                    while let Some(_b) = rx.recv().await {
                         n += 1;
                     }
                 })
@@ -493,7 +512,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
             rt.block_on(async {
                 let mut s = src(k).prefetch_batches::<W5_N>(config).unwrap();
                 let mut n = 0;
-                while let Some(_b) = s.next_batch().await {
+                while let Some(_b) = s.recv().await {
                     n += 1;
                 }
                 n
@@ -566,7 +585,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     let size_src = size_of::<Src>();
     let slot = Slot::<NoopRawMutex, u64, W5_N, TokioTimer>::new(TokioTimer);
     let (producer, rx) = slot.split(src(1), config).unwrap();
-    let run = producer.run();
+    let run = producer;
     let zero_copy = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>() + size_of_val(&run) - size_src
         + size_of::<Receiver<&Slot<NoopRawMutex, u64, W5_N, TokioTimer>>>();
     let sleep = size_of::<Sleep>();
@@ -582,13 +601,11 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         >,
     >() - size_src;
     drop((run, rx));
-    let mut n = 0;
-    let in_task = size_of_val(&for_each_batch::<_, _, _, W5_N, _>(
-        src(1),
-        config,
-        TokioTimer,
-        async |_b| n += 1,
-    )) - size_src;
+    let n = Cell::new(0);
+    let in_task = size_of_val(&src(1).for_each_batch(config, TokioTimer, |_b| {
+        n.set(n.get() + 1);
+        async {}
+    })) - size_src;
     let vec_heap = W5_N * size_of::<u64>();
     let tokio_ct = size_of::<tokio_stream::adapters::ChunksTimeout<Src>>() - size_src;
     let fb_ct = size_of::<futures_batch::ChunksTimeout<Src>>() - size_src;
@@ -624,7 +641,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
 /// `timing w1-one CONTENDER ITEMS` (see `scripts/bench-callgrind`).
 fn w1_one(name: &str, items: u64) {
     let rt = runtime();
-    let config = Config::new().max_wait(Duration::from_secs(1));
+    let config = Config::<W5_N>::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
     let src = futures_util::stream::iter(0..items);
     let sum = |b: &[u64]| b.iter().fold(0u64, |a, &x| a.wrapping_add(x));
@@ -632,15 +649,18 @@ fn w1_one(name: &str, items: u64) {
         let mut acc = 0u64;
         match name {
             "ours_in_task" => {
-                for_each_batch::<_, _, _, W5_N, _>(src, config, TokioTimer, async |b| acc = acc.wrapping_add(sum(&b)))
-                    .await
-                    .unwrap();
+                src.for_each_batch(config, TokioTimer, |b| {
+                    acc = acc.wrapping_add(sum(&b));
+                    async {}
+                })
+                .await
+                .unwrap();
             }
             "ours_zero_copy" => {
                 let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
                 let (producer, mut rx) = slot.split(src, config).unwrap();
-                prefetch_batch::executor::join(producer.run(), async {
-                    while let Some(b) = rx.next().await {
+                prefetch_batch::testing::join(producer, async {
+                    while let Some(b) = rx.recv().await {
                         acc = acc.wrapping_add(sum(&b));
                     }
                 })

@@ -33,6 +33,7 @@ use std::task::Wake;
 
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
+use prefetch_batch::source::Fallible;
 use prefetch_batch::timer::ManualClock;
 use prefetch_batch::{BatchGuard, BatchInfo, Config, FlushReason, Receiver, Slot, Weigher};
 
@@ -177,8 +178,8 @@ fn decode(b: u8) -> Op {
 }
 
 type Sl<'s> = Slot<NoopRawMutex, u32, N, &'s ManualClock, u32>;
-type Rx<'s> = Receiver<&'s Sl<'s>>;
-type Guard<'r, 's> = BatchGuard<'r, u32, N, Duration, Sl<'s>>;
+type Rx<'s> = Receiver<&'s Sl<'s>, Fallible<u32>>;
+type Guard<'r, 's> = BatchGuard<'r, u32, N, Sl<'s>>;
 type ProducerFut<'s> = Pin<Box<dyn Future<Output = ()> + 's>>;
 
 /// Everything the checks need.
@@ -319,7 +320,7 @@ impl<'s> World<'s> {
 
     fn take_owned(&mut self, rx: &mut Rx<'s>) -> bool {
         let mut cx = Context::from_waker(&self.consumer_waker);
-        match rx.poll_next_owned(&mut cx) {
+        match core::pin::Pin::new(&mut *rx).poll_next(&mut cx) {
             Poll::Ready(Some(Ok(b))) => {
                 self.record_batch(&b.items, b.info);
                 true
@@ -337,9 +338,9 @@ impl<'s> World<'s> {
     }
 }
 
-/// Polls `rx.try_next()` once with the caller's waker.
+/// Polls `rx.recv()` once with the caller's waker.
 fn poll_next<'r, 's>(rx: &'r mut Rx<'s>, waker: &Waker) -> Poll<Option<Result<Guard<'r, 's>, u32>>> {
-    let mut fut = core::pin::pin!(rx.try_next());
+    let mut fut = core::pin::pin!(rx.recv());
     fut.as_mut().poll(&mut Context::from_waker(waker))
 }
 
@@ -364,7 +365,7 @@ pub fn run(data: &[u8]) {
     }
 }
 
-fn go<W: Weigher<u32>>(cfg: Cfg, config: Config<W>, ops: &[u8]) {
+fn go<W: Weigher<u32>>(cfg: Cfg, config: Config<N, W>, ops: &[u8]) {
     let clock = ManualClock::new();
     let slot = Slot::<NoopRawMutex, u32, N, &ManualClock, u32>::new(&clock);
     let fed = Fed::default();
@@ -376,7 +377,7 @@ fn go<W: Weigher<u32>>(cfg: Cfg, config: Config<W>, ops: &[u8]) {
         clock: &clock,
         slot: &slot,
         fed,
-        producer: Some(Box::pin(producer.run())),
+        producer: Some(Box::pin(producer)),
         next_id: 0,
         input: vec![],
         delivered: vec![],
@@ -525,9 +526,9 @@ fn go<W: Weigher<u32>>(cfg: Cfg, config: Config<W>, ops: &[u8]) {
         }
     }
     let stats = slot.stats();
-    assert_eq!(stats.items as usize, items(&w.delivered).count(), "stats.items");
+    assert_eq!(stats.items() as usize, items(&w.delivered).count(), "stats.items()");
     let errors = w.delivered.iter().filter(|e| matches!(e, Ev::Err(_))).count();
-    assert_eq!(stats.errors as usize, errors, "stats.errors");
+    assert_eq!(stats.errors() as usize, errors, "stats.errors()");
 }
 
 fn items(evs: &[Ev]) -> impl Iterator<Item = u32> + '_ {

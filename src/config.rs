@@ -1,4 +1,4 @@
-//! [`Config`]: the limits that end a batch, checked once, up front.
+//! [`Config`]: the capacity and the limits that end a batch, checked once, up front.
 
 use core::fmt;
 use core::time::Duration;
@@ -31,28 +31,37 @@ impl<T, F: Fn(&T) -> usize> Weigher<T> for F {
     }
 }
 
-/// When a batch is emitted. Built with chained setters, checked by [`Config::validate`].
+/// Batches of up to `N` items, and when each is emitted. Built with chained setters.
 ///
-/// A batch of capacity `N` is emitted as soon as the first of these holds:
-/// it holds `max_items` items (default `N`); its weight reached `max_weight`; `max_wait` passed
-/// since its first item arrived; no item arrived for `idle`; a flush was requested; the source
-/// ended or yielded an error; the batcher was closed. See [`FlushReason`](crate::FlushReason).
+/// The capacity `N` is part of the type (`Config::<64>::new()`, or inferred from where the
+/// configuration goes), so no method that takes a configuration needs a turbofish. A batch is
+/// emitted as soon as the first of these holds: it holds `max_items` items (default `N`); its
+/// weight reached `max_weight`; `max_wait` passed since its first item was pulled; no item arrived
+/// for `idle`; a flush was requested; the source ended or yielded an error; the batcher was
+/// closed. See [`FlushReason`](crate::FlushReason).
+///
+/// Every method that takes a configuration checks it first ([`Config::validate`]); a `const`
+/// configuration can be checked at compile time instead ([`Config::checked`]).
 ///
 /// ```
 /// use core::time::Duration;
-/// use prefetch_batch::Config;
+/// use prefetch_batch::{Config, timer::ManualClock};
 ///
-/// let config = Config::new()
+/// let config = Config::<128>::new()
 ///     .max_items(100)
 ///     .max_wait(Duration::from_millis(5))
 ///     .idle(Duration::from_millis(1))
 ///     .max_weight(64 * 1024, |msg: &Vec<u8>| msg.len());
-/// type Clock = &'static prefetch_batch::timer::ManualClock;
-/// assert!(config.validate::<128, Clock>().is_ok());
-/// assert!(config.validate::<64, Clock>().is_err()); // max_items 100 > N = 64
+/// assert!(config.validate::<&ManualClock>().is_ok());
+/// ```
+///
+/// A capacity of zero does not compile:
+///
+/// ```compile_fail
+/// let config = prefetch_batch::Config::<0>::new();
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Config<W = Unweighted> {
+pub struct Config<const N: usize, W = Unweighted> {
     pub(crate) max_items: Option<usize>,
     pub(crate) max_wait: Option<Duration>,
     pub(crate) idle: Option<Duration>,
@@ -60,15 +69,16 @@ pub struct Config<W = Unweighted> {
     pub(crate) weigher: W,
 }
 
-impl Default for Config {
+impl<const N: usize> Default for Config<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<W> fmt::Debug for Config<W> {
+impl<const N: usize, W> fmt::Debug for Config<N, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
+            .field("capacity", &N)
             .field("max_items", &self.max_items)
             .field("max_wait", &self.max_wait)
             .field("idle", &self.idle)
@@ -78,11 +88,12 @@ impl<W> fmt::Debug for Config<W> {
 }
 
 #[cfg(feature = "defmt")]
-impl<W> defmt::Format for Config<W> {
+impl<const N: usize, W> defmt::Format for Config<N, W> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
-            "Config {{ max_items: {}, max_wait: {}, idle: {}, max_weight: {} }}",
+            "Config {{ capacity: {}, max_items: {}, max_wait: {}, idle: {}, max_weight: {} }}",
+            N,
             self.max_items,
             self.max_wait,
             self.idle,
@@ -91,9 +102,10 @@ impl<W> defmt::Format for Config<W> {
     }
 }
 
-impl Config {
+impl<const N: usize> Config<N> {
     /// Batches of `N` items, no time limit, no weight limit.
     pub const fn new() -> Self {
+        const { assert!(N > 0, "batch capacity N must be at least 1") };
         Self {
             max_items: None,
             max_wait: None,
@@ -104,14 +116,14 @@ impl Config {
     }
 }
 
-impl<W> Config<W> {
+impl<const N: usize, W> Config<N, W> {
     /// Emit once a batch holds this many items (1 to `N`; default `N`).
     pub const fn max_items(mut self, n: usize) -> Self {
         self.max_items = Some(n);
         self
     }
 
-    /// Emit once this much time passed since the first item of the batch arrived.
+    /// Emit once this much time passed since the first item of the batch was pulled.
     ///
     /// This bounds the age of the oldest item when its batch becomes ready. The timer is armed by
     /// the first item of each batch, never for an empty batch.
@@ -129,7 +141,7 @@ impl<W> Config<W> {
 
     /// Emit once the batch's total weight reaches `limit`; an item that would push it past the
     /// limit starts the next batch, and an item heavier than `limit` is emitted alone.
-    pub fn max_weight<W2>(self, limit: usize, weigher: W2) -> Config<W2> {
+    pub fn max_weight<W2>(self, limit: usize, weigher: W2) -> Config<N, W2> {
         Config {
             max_items: self.max_items,
             max_wait: self.max_wait,
@@ -139,22 +151,21 @@ impl<W> Config<W> {
         }
     }
 
-    /// Checks the limits for a batch capacity of `N` and a timer `Tm`.
+    /// Checks the limits against the capacity `N` and the range of the timer `Tm`.
     ///
     /// # Errors
     /// The first field that cannot work, as a [`ConfigError`].
     ///
     /// ```
     /// use prefetch_batch::{Config, ConfigError, timer::ManualClock};
-    /// let config = Config::new().max_items(100);
-    /// assert!(config.validate::<128, &ManualClock>().is_ok());
+    /// let config = Config::<64>::new().max_items(100);
     /// assert_eq!(
-    ///     config.validate::<64, &ManualClock>(),
+    ///     config.validate::<&ManualClock>(),
     ///     Err(ConfigError::MaxItemsAboveCapacity { max_items: 100, capacity: 64 })
     /// );
     /// ```
-    pub fn validate<const N: usize, Tm: Timer>(&self) -> Result<(), ConfigError> {
-        self.limits::<N, Tm>().map(|_| ())
+    pub fn validate<Tm: Timer>(&self) -> Result<(), ConfigError> {
+        self.limits::<Tm>().map(|_| ())
     }
 
     /// [`Config::validate`] at compile time: build a `const` configuration with it, and a bad one
@@ -166,19 +177,18 @@ impl<W> Config<W> {
     /// ```
     /// use core::time::Duration;
     /// use prefetch_batch::{Config, timer::ManualClock};
-    /// const CONFIG: Config = Config::new().max_wait(Duration::from_millis(50)).checked::<32, &ManualClock>();
+    /// const CONFIG: Config<32> = Config::new().max_wait(Duration::from_millis(50)).checked::<&ManualClock>();
     /// # let _ = CONFIG;
     /// ```
     ///
     /// ```compile_fail
     /// use prefetch_batch::{Config, timer::ManualClock};
-    /// const CONFIG: Config = Config::new().max_items(64).checked::<32, &ManualClock>(); // 64 > N
+    /// const CONFIG: Config<32> = Config::new().max_items(64).checked::<&ManualClock>(); // 64 > N
     /// ```
-    pub const fn checked<const N: usize, Tm: Timer>(self) -> Self {
+    pub const fn checked<Tm: Timer>(self) -> Self {
         const fn le(a: Duration, b: Duration) -> bool {
             a.as_secs() < b.as_secs() || (a.as_secs() == b.as_secs() && a.subsec_nanos() <= b.subsec_nanos())
         }
-        assert!(N > 0, "batch capacity N must be at least 1");
         if let Some(n) = self.max_items {
             assert!(n > 0, "max_items must be at least 1");
             assert!(n <= N, "max_items must not exceed the batch capacity N");
@@ -199,11 +209,8 @@ impl<W> Config<W> {
         self
     }
 
-    /// The limits for capacity `N`, converted to the timer's span.
-    pub(crate) fn limits<const N: usize, Tm: Timer>(&self) -> Result<Limits<SpanOf<Tm>>, ConfigError> {
-        if N == 0 {
-            return Err(ConfigError::ZeroCapacity);
-        }
+    /// The limits, converted to the timer's span.
+    pub(crate) fn limits<Tm: Timer>(&self) -> Result<Limits<SpanOf<Tm>>, ConfigError> {
         let max_items = match self.max_items {
             None => N,
             Some(0) => return Err(ConfigError::MaxItemsZero),
@@ -248,8 +255,6 @@ impl<W> Config<W> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The batch capacity `N` is zero.
-    ZeroCapacity,
     /// `max_items` is zero.
     MaxItemsZero,
     /// `max_items` is above the batch capacity `N`.
@@ -267,15 +272,11 @@ pub enum ConfigError {
     MaxWaitTooLong,
     /// `idle` is longer than the timer can represent ([`Timer::MAX_DURATION`]).
     IdleTooLong,
-    /// The slot already has a producer or a receiver that is not gone: one of each per slot at a
-    /// time (a slot whose halves were both dropped can be split again).
-    SlotInUse,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ZeroCapacity => write!(f, "batch capacity N must be at least 1"),
             Self::MaxItemsZero => write!(f, "max_items must be at least 1"),
             Self::MaxItemsAboveCapacity { max_items, capacity } => {
                 write!(
@@ -292,9 +293,44 @@ impl fmt::Display for ConfigError {
             }
             Self::MaxWaitTooLong => write!(f, "max_wait is longer than the timer can represent"),
             Self::IdleTooLong => write!(f, "idle is longer than the timer can represent"),
-            Self::SlotInUse => write!(f, "slot already has a producer or a receiver (one of each per slot)"),
         }
     }
 }
 
 impl core::error::Error for ConfigError {}
+
+/// Why a slot could not be split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SplitError {
+    /// The configuration cannot work.
+    Config(ConfigError),
+    /// The slot's earlier producer or receiver is still alive: one of each per slot at a time (a
+    /// slot whose halves were both dropped can be split again).
+    InUse,
+}
+
+impl From<ConfigError> for SplitError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(e) => e.fmt(f),
+            Self::InUse => write!(f, "the slot's earlier producer or receiver is still alive"),
+        }
+    }
+}
+
+impl core::error::Error for SplitError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Config(e) => Some(e),
+            Self::InUse => None,
+        }
+    }
+}

@@ -1,34 +1,31 @@
 #![no_std]
-//! Fixed-capacity stream batching with background prefetch, for embassy and tokio.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate in one place
 //!
 //! A [`Slot`] holds two `heapless::Vec<T, N>` buffers. A [`Producer`] pulls items from any
 //! `futures_core::Stream`, fills one buffer and emits it when it is full, when its oldest item has
 //! waited `max_wait`, when the source goes quiet, on a flush, or at the end ([`FlushReason`]). A
-//! [`Receiver`] takes ready batches: zero-copy through a [`BatchGuard`], or moved out as a
-//! `Stream`. While the caller holds batch N, the producer fills batch N+1; when both buffers are
-//! taken it stops pulling from the source. The core is `#![no_std]` and never allocates.
-//!
-//! The timer ([`timer`]) and the place the producer runs ([`executor`]) are seams: the same engine
-//! runs on embassy (`EmbassyTimer`, a `static` slot), on tokio (`TokioTimer`,
-//! `PrefetchExt::prefetch_batches`), or in one task on any executor ([`for_each_batch`]).
+//! [`Receiver`] takes ready batches: zero-copy through a [`BatchGuard`] ([`Receiver::recv`]), or
+//! moved out as a `Stream`. While the caller holds batch N, the producer fills batch N+1; when
+//! both buffers are taken it stops pulling from the source. The core is `#![no_std]` and never
+//! allocates. [`BatchExt`] runs it all for any stream: in one task, or (feature `tokio`) with a
+//! spawned producer; [`embassy`] shows the `static` pattern for firmware.
 //!
 //! ```
 //! use core::time::Duration;
-//! use prefetch_batch::{Config, FlushReason, for_each_batch, testing, timer::ManualClock};
+//! use prefetch_batch::{BatchExt, Config, FlushReason, testing, timer::ManualClock};
 //!
 //! static CLOCK: ManualClock = ManualClock::new(); // virtual time; real code uses TokioTimer or EmbassyTimer
-//! let clock = &CLOCK;
 //! let mut sizes = Vec::new();
-//! clock.block_on(for_each_batch::<_, _, _, 4, _>(
-//!     testing::iter(0..10u32),
-//!     Config::new().max_wait(Duration::from_millis(5)),
-//!     clock,
-//!     async |batch| sizes.push((batch.len(), batch.info().reason)),
-//! )).unwrap();
+//! let config = Config::<4>::new().max_wait(Duration::from_millis(5));
+//! CLOCK.block_on(testing::iter(0..10u32).for_each_batch(config, &CLOCK, |batch| {
+//!     sizes.push((batch.len(), batch.info.reason));
+//!     async {}
+//! })).unwrap();
 //! assert_eq!(sizes, [(4, FlushReason::Full), (4, FlushReason::Full), (2, FlushReason::End)]);
 //! ```
-//!
-//! See the README for the exact emission rules, the guarantees and the tests behind them.
 //!
 //! # Soundness
 //!
@@ -89,7 +86,8 @@
 extern crate std;
 
 mod config;
-pub mod executor;
+pub mod embassy;
+mod executor;
 mod policy;
 mod producer;
 mod receiver;
@@ -102,20 +100,18 @@ mod std_mutex;
 pub mod testing;
 pub mod timer;
 
-pub use config::{Config, ConfigError, Unweighted, Weigher};
+pub use config::{Config, ConfigError, SplitError, Unweighted, Weigher};
+pub use executor::{BatchExt, TaskRawMutex, TaskSlot};
 #[cfg(feature = "tokio")]
-pub use executor::{Handle, PrefetchExt, PrefetchStream, TokioSlot, TryPrefetchStream};
-pub use executor::{for_each_batch, try_for_each_batch};
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use executor::{BoxSource, PrefetchStream, TokioSlot, TryPrefetchStream};
 pub use policy::{BatchInfo, FlushReason};
 pub use producer::{Producer, YIELD_AFTER_ITEMS};
-pub use receiver::{Batch, BatchGuard, Receiver, TryBatches};
+pub use receiver::{Batch, BatchGuard, Receiver};
 pub use slot::{Remainder, Slot, SlotRef};
 #[cfg(feature = "stats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 pub use stats::Stats;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use std_mutex::StdRawMutex;
-
-/// A producer over a `&'static` slot and a plain source: the type an embassy task names.
-/// See [`executor`] for the pattern.
-pub type StaticProducer<M, T, const N: usize, Tm, S, W = Unweighted> =
-    Producer<&'static Slot<M, T, N, Tm>, S, W, source::Plain>;

@@ -18,11 +18,11 @@ use core::task::{Context, Poll};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use futures_core::Stream;
 
-use crate::config::{Config, ConfigError, Weigher};
+use crate::config::{Config, SplitError, Weigher};
 use crate::policy::{Fill, FlushReason, Limits};
 use crate::receiver::Receiver;
 use crate::slot::{AfterPublish, FillToken, Published, Room, Slot, SlotRef};
-use crate::source::ItemKind;
+use crate::source::{Plain, Split};
 use crate::timer::{Instant, SpanOf, Timer};
 
 /// How many items one poll of the producer may pull before it yields to its executor (at the next
@@ -67,9 +67,19 @@ type SleepOf<R> = <<<R as core::ops::Deref>::Target as SlotTypes>::Timer as Time
 
 /// The filling half of a [`Slot`]: owns the source, runs the batching policy.
 ///
-/// Create with [`Slot::split`], then run [`Producer::run`] on any executor.
-#[must_use = "a producer does nothing unless run"]
-pub struct Producer<R, S, W, K>
+/// Create with [`Slot::split`]. It is a future: `.await` it in its own task, or beside the
+/// consumer in one task. It finishes when the source ends, the slot is closed, or the receiver is
+/// gone.
+///
+/// The producer is itself the future: no second copy of its state, which matters in an embassy
+/// task's static memory.
+///
+/// # Cancel safety
+/// Dropping it publishes the partial batch and leaves an item it pulled but had not placed in the
+/// slot, so the receiver (or [`Receiver::drain_remainder`]) still gets every item it took. Items
+/// it never pulled stay in the source ([`Producer::into_inner`] gives the source back).
+#[must_use = "futures do nothing unless polled"]
+pub struct Producer<R, S, W, K = Plain>
 where
     R: SlotRef,
     R::Target: SlotTypes,
@@ -107,14 +117,14 @@ where
 pub(crate) fn split<R, S, W, K, M, T, const N: usize, Tm, E>(
     slot: R,
     source: S,
-    config: Config<W>,
-) -> Result<(Producer<R, S, W, K>, Receiver<R>), ConfigError>
+    config: Config<N, W>,
+) -> Result<(Producer<R, S, W, K>, Receiver<R, K>), SplitError>
 where
     R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Clone,
     M: RawMutex,
     Tm: Timer,
     S: Stream,
-    K: ItemKind<S::Item, Item = T, Error = E>,
+    K: Split<S::Item, Item = T, Error = E>,
     W: Weigher<T>,
 {
     let (engine, rx) = attach::<R, W, K, M, T, N, Tm, E>(slot, config)?;
@@ -126,15 +136,15 @@ where
 #[allow(clippy::type_complexity)]
 pub(crate) fn attach<R, W, K, M, T, const N: usize, Tm, E>(
     slot: R,
-    config: Config<W>,
-) -> Result<(Engine<R, W, K>, Receiver<R>), ConfigError>
+    config: Config<N, W>,
+) -> Result<(Engine<R, W, K>, Receiver<R, K>), SplitError>
 where
     R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Clone,
     M: RawMutex,
     Tm: Timer,
     W: Weigher<T>,
 {
-    let limits = config.limits::<N, Tm>()?;
+    let limits = config.limits::<Tm>()?;
     slot.attach()?;
     let engine = Engine {
         slot: slot.clone(),
@@ -148,6 +158,7 @@ where
         closing: false,
         close_when_idle: false,
         idle_probe: false,
+        stop_on_error: false,
         done: false,
         _kind: PhantomData,
     };
@@ -158,6 +169,12 @@ impl<R: SlotRef, W, K> Engine<R, W, K>
 where
     R::Target: SlotTypes,
 {
+    /// Stop at the first error from the source (after handing it over), as `try_for_each` does.
+    pub(crate) fn stop_on_error(mut self) -> Self {
+        self.stop_on_error = true;
+        self
+    }
+
     /// The producer over `source`.
     pub(crate) fn with_source<S>(self, source: S) -> Producer<R, S, W, K> {
         Producer {
@@ -172,18 +189,17 @@ impl<R, S, W, K> Producer<R, S, W, K>
 where
     R: SlotRef,
     R::Target: SlotTypes,
-    Self: Future<Output = ()>,
 {
-    /// Fills batches until the source ends, the slot is closed, or the receiver is gone.
+    /// Stops the producer and gives the source back, with every item it never pulled. The
+    /// partial batch is published as if the producer was dropped ([`FlushReason::Close`]).
     ///
-    /// The producer is itself the future (this returns it): no second copy of its state, which
-    /// matters in an embassy task's static memory.
-    ///
-    /// # Cancel safety
-    /// Dropping this future publishes the partial batch and parks an item pulled but not placed,
-    /// so the receiver (or [`Receiver::drain_remainder`]) still gets every item it took.
-    pub fn run(self) -> Self {
-        self
+    /// A producer that was polled is pinned, so this takes one that was not, or one that is
+    /// `Unpin` (polled through `&mut`).
+    pub fn into_inner(self) -> S {
+        let Producer { engine, source, sleep } = self;
+        drop(sleep);
+        drop(engine);
+        source
     }
 }
 
@@ -193,7 +209,7 @@ where
     M: RawMutex,
     Tm: Timer,
     S: Stream,
-    K: ItemKind<S::Item, Item = T, Error = E>,
+    K: Split<S::Item, Item = T, Error = E>,
     W: Weigher<T>,
 {
     type Output = ();
@@ -231,7 +247,7 @@ fn fast_fill<S, K, T, E, const N: usize>(
 ) -> Burst<Result<T, E>>
 where
     S: Stream,
-    K: ItemKind<S::Item, Item = T, Error = E>,
+    K: Split<S::Item, Item = T, Error = E>,
 {
     let mut pushed = false;
     loop {
@@ -281,6 +297,8 @@ where
     close_when_idle: bool,
     /// The source returned `Pending` and the producer yielded once to see if it stays so.
     idle_probe: bool,
+    /// Finish after the first error from the source.
+    stop_on_error: bool,
     done: bool,
     _kind: PhantomData<K>,
 }
@@ -314,7 +332,7 @@ where
     ) -> Poll<()>
     where
         S: Stream,
-        K: ItemKind<S::Item, Item = T, Error = E>,
+        K: Split<S::Item, Item = T, Error = E>,
     {
         if self.done {
             return Poll::Ready(());
@@ -578,7 +596,10 @@ where
         let mut error = error;
         if self.own.is_none() {
             error = match self.slot.append_error_open(error) {
-                Ok(()) => return Ok(None),
+                Ok(()) => {
+                    self.closing |= self.stop_on_error;
+                    return Ok(None);
+                }
                 Err(error) => error,
             };
             match self.slot.claim(cx) {
@@ -587,6 +608,7 @@ where
             }
         }
         let Some(t) = self.own.take() else { unreachable!() };
+        self.closing |= self.stop_on_error;
         let fill = core::mem::replace(&mut self.fill, Fill::new());
         let p = Published {
             reason: FlushReason::Error,

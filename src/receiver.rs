@@ -1,11 +1,13 @@
 //! [`Receiver`]: the caller's half of a [`Slot`]. Batches by zero-copy guard or as a `Stream`.
 //!
-//! [`Receiver::next`] lends the caller a ready buffer through a [`BatchGuard`]; dropping the
+//! [`Receiver::recv`] lends the caller a ready buffer through a [`BatchGuard`]; dropping the
 //! guard hands the buffer back to the producer for refilling. The [`Stream`] impl moves each
 //! batch out instead (one copy of the buffer), for combinator code. Both are cancel-safe: a
-//! `next()` future dropped before it completes takes nothing.
+//! `recv()` future dropped before it completes takes nothing.
+//!
+//! For a fallible source ([`Fallible`](crate::source::Fallible)) both hand out `Result`s: each
+//! error comes right after the batch of the items before it.
 
-use core::convert::Infallible;
 use core::fmt;
 use core::future::poll_fn;
 use core::marker::PhantomData;
@@ -18,29 +20,31 @@ use futures_core::{FusedStream, Stream};
 use heapless::Vec;
 
 use crate::policy::BatchInfo;
-use crate::producer::SlotTypes;
 use crate::slot::{LentSlot, LentToken, Remainder, Slot, SlotRef};
-#[cfg(feature = "stats")]
-use crate::stats::Stats;
-use crate::timer::{Instant, Timer};
+use crate::source::{Kind, Plain};
+use crate::timer::Timer;
 
-/// The caller's half of a [`Slot`]. Create with [`Slot::split`].
+/// The caller's half of a [`Slot`]: from [`Slot::split`] or [`Slot::try_split`].
+///
+/// `K` is the source's kind: [`Plain`] (batches are handed out as they are) or
+/// [`Fallible<E>`](crate::source::Fallible) (as `Result`s).
 ///
 /// Dropping the receiver closes the slot: the producer stops. Call
 /// [`Receiver::drain_remainder`] first to keep what is still buffered.
 #[must_use = "streams do nothing unless polled"]
-pub struct Receiver<R>
+pub struct Receiver<R, K = Plain>
 where
     R: SlotRef,
-    R::Target: SlotTypes + Detach,
+    R::Target: Detach,
 {
     slot: R,
     terminated: bool,
+    _kind: PhantomData<fn() -> K>,
 }
 
-impl<R: SlotRef> fmt::Debug for Receiver<R>
+impl<R: SlotRef, K> fmt::Debug for Receiver<R, K>
 where
-    R::Target: SlotTypes + Detach + fmt::Debug,
+    R::Target: Detach + fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
@@ -51,127 +55,109 @@ where
 }
 
 #[cfg(feature = "defmt")]
-impl<R: SlotRef> defmt::Format for Receiver<R>
+impl<R: SlotRef, K> defmt::Format for Receiver<R, K>
 where
-    R::Target: SlotTypes + Detach,
+    R::Target: Detach,
 {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "Receiver {{ terminated: {} }}", self.terminated)
     }
 }
 
-// The receiver never pins its fields: it is `Unpin` whatever the slot handle and instant are.
-impl<R: SlotRef> Unpin for Receiver<R> where R::Target: SlotTypes + Detach {}
+// The receiver never pins its fields: it is `Unpin` whatever the slot handle is.
+impl<R: SlotRef, K> Unpin for Receiver<R, K> where R::Target: Detach {}
 
-impl<R: SlotRef> Drop for Receiver<R>
+impl<R: SlotRef, K> Drop for Receiver<R, K>
 where
-    R::Target: SlotTypes + Detach,
+    R::Target: Detach,
 {
     fn drop(&mut self) {
         self.slot.detach();
     }
 }
 
-impl<R: SlotRef> Receiver<R>
+impl<R: SlotRef, K> Receiver<R, K>
 where
-    R::Target: SlotTypes + Detach,
-{
-    /// Whether the end was delivered.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn is_terminated_inner(&self) -> bool {
-        self.terminated
-    }
-
-    /// The handle to the slot (a reference or an `Arc`).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn slot_ref(&self) -> &R {
-        &self.slot
-    }
-}
-
-impl<R, M, T, const N: usize, Tm, E> Receiver<R>
-where
-    R: SlotRef<Target = Slot<M, T, N, Tm, E>>,
-    M: RawMutex,
-    Tm: Timer,
+    R::Target: Detach,
 {
     /// A receiver for a slot `split` has just attached.
     pub(crate) fn attached(slot: R) -> Self {
         Self {
             slot,
             terminated: false,
+            _kind: PhantomData,
         }
     }
 
-    /// The next batch, or the next error from the source, or `None` once the producer is done and
-    /// every batch was taken (and forever after).
+    /// The handle to the slot (a reference or an `Arc`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn handle(&self) -> &R {
+        &self.slot
+    }
+}
+
+impl<R, K, M, T, const N: usize, Tm> Receiver<R, K>
+where
+    R: SlotRef<Target = Slot<M, T, N, Tm, K::Error>>,
+    K: Kind,
+    M: RawMutex,
+    Tm: Timer,
+{
+    /// The next batch, lent without copying (for a fallible source: or the next error), or `None`
+    /// once the producer is done and every batch was taken (and forever after).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a future dropped before it completes has taken nothing.
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+    /// use prefetch_batch::{Config, FlushReason, Slot, testing, timer::ManualClock};
+    ///
+    /// static CLOCK: ManualClock = ManualClock::new();
+    /// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&CLOCK);
+    /// let (producer, mut rx) = slot.split(testing::iter(0..6), Config::new()).unwrap();
+    /// CLOCK.block_on(async {
+    ///     let consume = async {
+    ///         let batch = rx.recv().await.unwrap();
+    ///         assert_eq!((batch.as_slice(), batch.info().reason), (&[0, 1, 2, 3][..], FlushReason::Full));
+    ///         drop(batch); // hands the buffer back
+    ///         let batch = rx.recv().await.unwrap();
+    ///         assert_eq!((batch.as_slice(), batch.info().reason), (&[4, 5][..], FlushReason::End));
+    ///     };
+    ///     testing::join(producer, consume).await;
+    /// });
+    /// ```
     #[allow(clippy::type_complexity)]
-    pub async fn try_next<'a>(
-        &'a mut self,
-    ) -> Option<Result<BatchGuard<'a, T, N, Tm::Instant, Slot<M, T, N, Tm, E>>, E>>
+    pub async fn recv<'a>(&'a mut self) -> Option<K::Out<BatchGuard<'a, T, N, Slot<M, T, N, Tm, K::Error>>>>
     where
-        Slot<M, T, N, Tm, E>: 'a,
+        Slot<M, T, N, Tm, K::Error>: 'a,
     {
         let taken = poll_fn(|cx| self.poll_taken(cx)).await?;
-        Some(taken.map(|(token, info)| BatchGuard {
+        let slot = &*self.slot;
+        Some(K::out(taken.map(|(token, info)| BatchGuard {
             token: Some(token),
             info,
-            slot: &*self.slot,
+            slot,
             _lent: PhantomData,
-        }))
+        })))
     }
 
     #[allow(clippy::type_complexity)]
-    fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), E>>> {
+    fn poll_taken(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), K::Error>>> {
         if self.terminated {
             return Poll::Ready(None);
         }
-        match self.slot.poll_take(cx) {
-            Poll::Ready(None) => {
-                self.terminated = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(r)) => Poll::Ready(Some(r)),
-            Poll::Pending => Poll::Pending,
-        }
+        let next = core::task::ready!(self.slot.poll_take(cx));
+        self.terminated = next.is_none();
+        Poll::Ready(next)
     }
 
-    /// Polls for the next batch, moved out of its buffer (the buffer goes straight back).
-    #[allow(clippy::type_complexity)]
-    pub fn poll_next_owned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Batch<T, N, Tm::Instant>, E>>> {
-        self.poll_taken(cx).map(|o| {
-            o.map(|r| {
-                r.map(|(token, info)| Batch {
-                    items: self.slot.take_lent(token),
-                    info,
-                })
-            })
-        })
-    }
-
-    /// See [`Slot::flush`].
-    pub fn flush(&self) {
-        self.slot.flush();
-    }
-
-    /// See [`Slot::close`]. Keep calling `next()` to get the batches still buffered.
-    pub fn close(&self) {
-        self.slot.close();
-    }
-
-    /// See [`Slot::close_when_idle`].
-    pub fn close_when_idle(&self) {
-        self.slot.close_when_idle();
-    }
-
-    /// See [`Slot::stats`].
-    #[cfg(feature = "stats")]
-    pub fn stats(&self) -> Stats {
-        self.slot.stats()
-    }
-
-    /// The slot this receiver reads.
-    pub fn slot(&self) -> &Slot<M, T, N, Tm, E> {
+    /// The slot this receiver reads: flush, close, read counters, from here or from anywhere
+    /// else that can reach the slot.
+    pub fn slot(&self) -> &Slot<M, T, N, Tm, K::Error> {
         &self.slot
     }
 
@@ -188,78 +174,33 @@ where
     pub fn into_remainder(mut self) -> Remainder<T, N> {
         self.drain_remainder()
     }
-
-    /// A `Stream` of `Result<Batch, E>`, for sources that can fail.
-    pub fn into_try_stream(self) -> TryBatches<R>
-    where
-        R: Unpin,
-    {
-        TryBatches(self)
-    }
 }
 
-impl<R, M, T, const N: usize, Tm> Receiver<R>
+impl<R, K, M, T, const N: usize, Tm> Stream for Receiver<R, K>
 where
-    R: SlotRef<Target = Slot<M, T, N, Tm, Infallible>>,
+    R: SlotRef<Target = Slot<M, T, N, Tm, K::Error>>,
+    K: Kind,
     M: RawMutex,
     Tm: Timer,
 {
-    /// The next batch, or `None` once the source ended (or the slot was closed) and every batch
-    /// was taken.
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-    /// use prefetch_batch::{Config, FlushReason, Slot, timer::ManualClock};
-    ///
-    /// static CLOCK: ManualClock = ManualClock::new();
-    /// let clock = &CLOCK;
-    /// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(clock);
-    /// let source = prefetch_batch::testing::iter(0..6);
-    /// let (producer, mut rx) = slot.split(source, Config::new()).unwrap();
-    /// clock.block_on(async {
-    ///     let consume = async {
-    ///         let batch = rx.next().await.unwrap();
-    ///         assert_eq!(batch.as_slice(), &[0, 1, 2, 3]);
-    ///         assert_eq!(batch.info().reason, FlushReason::Full);
-    ///         drop(batch);
-    ///         let batch = rx.next().await.unwrap();
-    ///         assert_eq!((batch.as_slice(), batch.info().reason), (&[4, 5][..], FlushReason::End));
-    ///     };
-    ///     prefetch_batch::testing::join(producer.run(), consume).await;
-    /// });
-    /// ```
-    pub async fn next<'a>(&'a mut self) -> Option<BatchGuard<'a, T, N, Tm::Instant, Slot<M, T, N, Tm, Infallible>>>
-    where
-        Slot<M, T, N, Tm, Infallible>: 'a,
-    {
-        match self.try_next().await? {
-            Ok(guard) => Some(guard),
-            Err(never) => match never {},
-        }
-    }
-}
-
-impl<R, M, T, const N: usize, Tm> Stream for Receiver<R>
-where
-    R: SlotRef<Target = Slot<M, T, N, Tm, Infallible>> + Unpin,
-    M: RawMutex,
-    Tm: Timer,
-{
-    type Item = Batch<T, N, Tm::Instant>;
+    type Item = K::Out<Batch<T, N, Tm::Instant>>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_owned(cx).map(|o| {
-            o.map(|r| match r {
-                Ok(b) => b,
-                Err(never) => match never {},
+        let this = self.get_mut();
+        this.poll_taken(cx).map(|o| {
+            o.map(|r| {
+                K::out(r.map(|(token, info)| Batch {
+                    items: this.slot.take_lent(token),
+                    info,
+                }))
             })
         })
     }
 }
 
-impl<R, M, T, const N: usize, Tm> FusedStream for Receiver<R>
+impl<R, K, M, T, const N: usize, Tm> FusedStream for Receiver<R, K>
 where
-    R: SlotRef<Target = Slot<M, T, N, Tm, Infallible>> + Unpin,
+    R: SlotRef<Target = Slot<M, T, N, Tm, K::Error>>,
+    K: Kind,
     M: RawMutex,
     Tm: Timer,
 {
@@ -268,64 +209,26 @@ where
     }
 }
 
-/// A [`Receiver`] as a `Stream` of `Result<Batch, E>`. From [`Receiver::into_try_stream`].
-#[must_use = "streams do nothing unless polled"]
-pub struct TryBatches<R>(pub Receiver<R>)
-where
-    R: SlotRef,
-    R::Target: SlotTypes + Detach;
-
-impl<R: SlotRef> fmt::Debug for TryBatches<R>
-where
-    R::Target: SlotTypes + Detach + fmt::Debug,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TryBatches").field(&self.0).finish()
-    }
-}
-
-impl<R, M, T, const N: usize, Tm, E> Stream for TryBatches<R>
-where
-    R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Unpin,
-    M: RawMutex,
-    Tm: Timer,
-{
-    type Item = Result<Batch<T, N, Tm::Instant>, E>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().0.poll_next_owned(cx)
-    }
-}
-
-impl<R, M, T, const N: usize, Tm, E> FusedStream for TryBatches<R>
-where
-    R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Unpin,
-    M: RawMutex,
-    Tm: Timer,
-{
-    fn is_terminated(&self) -> bool {
-        self.0.terminated
-    }
-}
-
 /// A ready batch, lent to the caller without copying. Derefs to the `heapless::Vec`.
 ///
 /// Read it, sort it, `drain(..)` it: it is yours until the guard drops. Dropping the guard drops
-/// the items left in it and hands the buffer back to the producer. [`BatchGuard::take`] moves the
-/// items out instead.
+/// the items left in it and hands the buffer back to the producer. [`BatchGuard::into_batch`]
+/// moves the items out instead.
 ///
-/// `S` is the slot it came from; the guard is `Send` when the slot is `Sync` (tokio's slot is),
-/// so it can be held across an `.await` in a spawned task.
+/// `S` is the slot it came from. The guard is `Send` and `Sync` as a `&mut heapless::Vec<T, N>`
+/// is, when the slot is `Sync` (tokio's slot is), so it can be held across an `.await` in a
+/// spawned task.
 #[must_use = "dropping the guard hands the batch back at once"]
-pub struct BatchGuard<'a, T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> {
-    /// `None` only while `take` moves the items out.
+pub struct BatchGuard<'a, T, const N: usize, S: LentSlot<T, N> + ?Sized> {
+    /// `None` only while `into_batch` moves the items out.
     token: Option<LentToken>,
-    info: BatchInfo<I>,
+    info: BatchInfo<S::Instant>,
     slot: &'a S,
-    /// The guard lends the batch like a `&mut Vec<T, N>`: `Send` and `Sync` as that is.
+    /// The guard lends the batch like a `&mut Vec<T, N>`.
     _lent: PhantomData<&'a mut Vec<T, N>>,
 }
 
-impl<T: fmt::Debug, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> fmt::Debug for BatchGuard<'_, T, N, I, S> {
+impl<T: fmt::Debug, const N: usize, S: LentSlot<T, N> + ?Sized> fmt::Debug for BatchGuard<'_, T, N, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchGuard")
             .field("items", &self.as_slice())
@@ -335,46 +238,54 @@ impl<T: fmt::Debug, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> fmt:
 }
 
 #[cfg(feature = "defmt")]
-impl<T: defmt::Format, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> defmt::Format
-    for BatchGuard<'_, T, N, I, S>
-{
+impl<T: defmt::Format, const N: usize, S: LentSlot<T, N> + ?Sized> defmt::Format for BatchGuard<'_, T, N, S> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "BatchGuard {{ items: {}, info: {} }}", self.as_slice(), self.info)
     }
 }
 
-impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> BatchGuard<'_, T, N, I, S> {
-    /// Why the batch was emitted, when its first item arrived, and how old that item was when the
-    /// batch was handed over.
-    pub fn info(&self) -> BatchInfo<I> {
+impl<T, const N: usize, S: LentSlot<T, N> + ?Sized> BatchGuard<'_, T, N, S> {
+    /// Why the batch was emitted, when its first item was pulled, and how old that item was when
+    /// the batch was handed over.
+    pub fn info(&self) -> BatchInfo<S::Instant> {
         self.info
     }
 
     /// Moves the items out (one copy of the buffer) and hands the buffer back.
-    pub fn take(mut self) -> Batch<T, N, I> {
-        let mut token = self.token.take().expect("a guard holds its token until dropped");
+    pub fn into_batch(mut self) -> Batch<T, N, S::Instant> {
+        let Some(mut token) = self.token.take() else {
+            unreachable!("a guard holds its token until dropped")
+        };
         let items = core::mem::take(self.slot.lent_items_mut(&mut token));
         self.slot.give_back(token);
         Batch { items, info: self.info }
     }
+
+    fn token(&self) -> &LentToken {
+        match &self.token {
+            Some(t) => t,
+            None => unreachable!("a guard holds its token until dropped"),
+        }
+    }
 }
 
-impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> Deref for BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, S: LentSlot<T, N> + ?Sized> Deref for BatchGuard<'_, T, N, S> {
     type Target = Vec<T, N>;
     fn deref(&self) -> &Vec<T, N> {
-        self.slot
-            .lent_items(self.token.as_ref().expect("a guard holds its token until dropped"))
+        self.slot.lent_items(self.token())
     }
 }
 
-impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> DerefMut for BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, S: LentSlot<T, N> + ?Sized> DerefMut for BatchGuard<'_, T, N, S> {
     fn deref_mut(&mut self) -> &mut Vec<T, N> {
-        self.slot
-            .lent_items_mut(self.token.as_mut().expect("a guard holds its token until dropped"))
+        let Some(token) = &mut self.token else {
+            unreachable!("a guard holds its token until dropped")
+        };
+        self.slot.lent_items_mut(token)
     }
 }
 
-impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> Drop for BatchGuard<'_, T, N, I, S> {
+impl<T, const N: usize, S: LentSlot<T, N> + ?Sized> Drop for BatchGuard<'_, T, N, S> {
     fn drop(&mut self) {
         if let Some(token) = self.token.take() {
             self.slot.give_back(token);
@@ -384,27 +295,34 @@ impl<T, const N: usize, I: Instant, S: LentSlot<T, N> + ?Sized> Drop for BatchGu
 
 /// A batch moved out of the slot: the items and what the batch says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch<T, const N: usize, I: Instant> {
+pub struct Batch<T, const N: usize, I: crate::timer::Instant> {
     /// The items, oldest first.
     pub items: Vec<T, N>,
-    /// Why it was emitted and when its first item arrived.
+    /// Why it was emitted and when its first item was pulled.
     pub info: BatchInfo<I>,
 }
 
-impl<T, const N: usize, I: Instant> Deref for Batch<T, N, I> {
+#[cfg(feature = "defmt")]
+impl<T: defmt::Format, const N: usize, I: crate::timer::Instant> defmt::Format for Batch<T, N, I> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Batch {{ items: {}, info: {} }}", self.items.as_slice(), self.info)
+    }
+}
+
+impl<T, const N: usize, I: crate::timer::Instant> Deref for Batch<T, N, I> {
     type Target = Vec<T, N>;
     fn deref(&self) -> &Vec<T, N> {
         &self.items
     }
 }
 
-impl<T, const N: usize, I: Instant> DerefMut for Batch<T, N, I> {
+impl<T, const N: usize, I: crate::timer::Instant> DerefMut for Batch<T, N, I> {
     fn deref_mut(&mut self) -> &mut Vec<T, N> {
         &mut self.items
     }
 }
 
-impl<T, const N: usize, I: Instant> IntoIterator for Batch<T, N, I> {
+impl<T, const N: usize, I: crate::timer::Instant> IntoIterator for Batch<T, N, I> {
     type Item = T;
     type IntoIter = <Vec<T, N> as IntoIterator>::IntoIter;
     fn into_iter(self) -> Self::IntoIter {

@@ -477,11 +477,11 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// Attaches a producer and a receiver. A slot whose two halves are both gone is reset first:
     /// anything they left behind is dropped, so a `static` slot can be split again.
-    pub(crate) fn attach(&self) -> Result<(), crate::ConfigError> {
+    pub(crate) fn attach(&self) -> Result<(), crate::SplitError> {
         let stale = self.with(|s| match (s.producer, s.receiver) {
             (Attach::None, Attach::None) => Ok(false),
             (Attach::Gone, Attach::Gone) => Ok(true),
-            _ => Err(crate::ConfigError::SlotInUse),
+            _ => Err(crate::SplitError::InUse),
         })?;
         if stale {
             // Dropped outside the lock: item destructors never run in a critical section.
@@ -908,6 +908,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotRef for std::sync::Arc<Sl
 /// What a [`BatchGuard`](crate::BatchGuard) does to its slot without naming the slot's type
 /// parameters. Sealed, and its methods take a token only the crate can make.
 pub trait LentSlot<T, const N: usize>: sealed::Sealed {
+    /// The instant type of the slot's timer.
+    type Instant: Instant;
     #[doc(hidden)]
     fn lent_items<'t>(&'t self, t: &'t LentToken) -> &'t Vec<T, N>;
     #[doc(hidden)]
@@ -919,6 +921,7 @@ pub trait LentSlot<T, const N: usize>: sealed::Sealed {
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> sealed::Sealed for Slot<M, T, N, Tm, E> {}
 
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> LentSlot<T, N> for Slot<M, T, N, Tm, E> {
+    type Instant = Tm::Instant;
     fn lent_items<'t>(&'t self, t: &'t LentToken) -> &'t Vec<T, N> {
         self.lent(t)
     }
@@ -994,24 +997,20 @@ impl<T, const N: usize> ExactSizeIterator for Remainder<T, N> {}
 impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
     /// Attaches a producer over `source` and a receiver to this slot.
     ///
-    /// Run the producer's [`run`](crate::Producer::run) future somewhere (beside the consumer with
-    /// [`join`](crate::executor::join), or in another task) and take batches from the receiver.
+    /// Run the [`Producer`](crate::Producer) (it is a future) somewhere: in another task, or in
+    /// this one beside the consumer with [`testing::join`](crate::testing::join). Take batches
+    /// from the [`Receiver`](crate::Receiver).
     ///
     /// # Errors
-    /// A bad configuration, or [`ConfigError::SlotInUse`](crate::ConfigError::SlotInUse) while
-    /// an earlier producer or receiver of this slot is alive.
+    /// [`SplitError::Config`](crate::SplitError::Config) for a configuration that cannot work,
+    /// [`SplitError::InUse`](crate::SplitError::InUse) while an earlier producer or receiver of
+    /// this slot is alive.
     #[allow(clippy::type_complexity)]
     pub fn split<S, W>(
         &self,
         source: S,
-        config: crate::Config<W>,
-    ) -> Result<
-        (
-            crate::Producer<&Self, S, W, crate::source::Plain>,
-            crate::Receiver<&Self>,
-        ),
-        crate::ConfigError,
-    >
+        config: crate::Config<N, W>,
+    ) -> Result<(crate::Producer<&Self, S, W>, crate::Receiver<&Self>), crate::SplitError>
     where
         S: futures_core::Stream<Item = T>,
         W: crate::config::Weigher<T>,
@@ -1021,7 +1020,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
 }
 
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
-    /// [`split`](Slot::split) for a source of `Result<T, E>`.
+    /// [`split`](Slot::split) for a source of `Result<T, E>`: the receiver hands out
+    /// `Result<batch, E>`, each error right after the batch of the items before it.
     ///
     /// # Errors
     /// As for [`split`](Slot::split).
@@ -1029,13 +1029,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub fn try_split<S, W>(
         &self,
         source: S,
-        config: crate::Config<W>,
+        config: crate::Config<N, W>,
     ) -> Result<
         (
-            crate::Producer<&Self, S, W, crate::source::Fallible>,
-            crate::Receiver<&Self>,
+            crate::Producer<&Self, S, W, crate::source::Fallible<E>>,
+            crate::Receiver<&Self, crate::source::Fallible<E>>,
         ),
-        crate::ConfigError,
+        crate::SplitError,
     >
     where
         S: futures_core::Stream<Item = Result<T, E>>,

@@ -19,22 +19,42 @@ use crate::timer::Span;
 #[non_exhaustive]
 pub struct Stats {
     batches: [u64; 7],
-    /// Items emitted in batches.
-    pub items: u64,
-    /// Errors from the source, delivered after their batch.
-    pub errors: u64,
-    /// The largest age of a batch's oldest item when the batch was handed to the caller.
-    pub max_age: Duration,
-    /// Total time the caller waited in `next()` for a batch. Under the in-task driver, a wait
-    /// that ends within the same poll of the task (the producer was working, not waiting for the
-    /// source or a timer) counts as zero.
-    pub consumer_waited: Duration,
-    /// Total time the producer waited for the caller to hand a buffer back (under the in-task
-    /// driver, as for `consumer_waited`).
-    pub producer_waited: Duration,
+    items: u64,
+    errors: u64,
+    max_age: Duration,
+    consumer_waited: Duration,
+    producer_waited: Duration,
 }
 
 impl Stats {
+    /// Items emitted in batches.
+    pub const fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Errors from the source, delivered after their batch.
+    pub const fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// The largest age of a batch's oldest item when the batch was handed to the caller.
+    pub const fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// Total time the caller waited for a batch. Under a one-task driver, a wait that ends
+    /// within the same poll of the task (the producer was working, not waiting for the source or
+    /// a timer) counts as zero.
+    pub const fn consumer_waited(&self) -> Duration {
+        self.consumer_waited
+    }
+
+    /// Total time the producer waited for the caller to hand a buffer back (under a one-task
+    /// driver, as for [`consumer_waited`](Self::consumer_waited)).
+    pub const fn producer_waited(&self) -> Duration {
+        self.producer_waited
+    }
+
     /// Batches emitted for `reason`.
     ///
     /// ```

@@ -37,4 +37,25 @@ impl<I: Iterator + Unpin> Stream for Iter<I> {
     }
 }
 
-pub use crate::executor::join;
+/// Runs two futures in the current task until both complete, polling the first one first: a
+/// producer and its consumer in one task, for tests and examples. (The one-task drivers of
+/// [`BatchExt`](crate::BatchExt) do this, and skip the wake-ups between the halves.)
+pub async fn join<A: core::future::Future<Output = ()>, B: core::future::Future<Output = ()>>(a: A, b: B) {
+    let mut a = core::pin::pin!(a);
+    let mut b = core::pin::pin!(b);
+    let (mut a_done, mut b_done) = (false, false);
+    core::future::poll_fn(|cx| {
+        if !a_done {
+            a_done = a.as_mut().poll(cx).is_ready();
+        }
+        if !b_done {
+            b_done = b.as_mut().poll(cx).is_ready();
+        }
+        if a_done && b_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}

@@ -4,37 +4,82 @@ mod common;
 use common::{Event, Scripted, ms};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::{FusedStream, Stream};
-use prefetch_batch::executor::join;
-use prefetch_batch::{Config, FlushReason, Slot, testing, try_for_each_batch};
+use prefetch_batch::testing::join;
+use prefetch_batch::{BatchExt, Config, ConfigError, FlushReason, Slot, testing};
 
 fn next<S: Stream + Unpin>(s: &mut S) -> impl core::future::Future<Output = Option<S::Item>> + '_ {
     core::future::poll_fn(move |cx| core::pin::Pin::new(&mut *s).poll_next(cx))
 }
 
+#[derive(Debug, PartialEq)]
+enum Fail {
+    Source(&'static str),
+    Config(ConfigError),
+}
+
+impl From<&'static str> for Fail {
+    fn from(e: &'static str) -> Self {
+        Fail::Source(e)
+    }
+}
+
+impl From<ConfigError> for Fail {
+    fn from(e: ConfigError) -> Self {
+        Fail::Config(e)
+    }
+}
+
+/// As futures' `try_for_each`: the batch before the error is handled, then the error ends the
+/// run, and nothing past it was pulled from the source.
 #[test]
-fn try_for_each_batch_gets_batches_and_errors_in_order() {
+fn try_for_each_batch_stops_at_the_first_error() {
+    use futures_util::StreamExt;
     let clock = common::clock();
     let ev = vec![
         Event::Item(ms(0), 1u32),
         Event::Error(ms(1), "bad"),
         Event::Item(ms(2), 2),
     ];
+    let mut source = Scripted::new(clock, ev);
     let mut got = vec![];
-    clock
-        .block_on(try_for_each_batch::<_, _, _, _, _, 4, _>(
-            Scripted::new(clock, ev),
-            Config::new().max_wait(ms(10)),
-            clock,
-            async |r| got.push(r.map(|b| (b.to_vec(), b.info().reason))),
-        ))
-        .unwrap();
+    let end = clock.block_on(
+        (&mut source).try_for_each_batch(Config::<4>::new().max_wait(ms(10)), clock, |b| {
+            got.push((b.to_vec(), b.info.reason));
+            async { Ok::<(), Fail>(()) }
+        }),
+    );
+    assert_eq!(got, vec![(vec![1], FlushReason::Error)]);
+    assert_eq!(end, Err(Fail::Source("bad")));
     assert_eq!(
-        got,
-        vec![
-            Ok((vec![1], FlushReason::Error)),
-            Err("bad"),
-            Ok((vec![2], FlushReason::End))
-        ]
+        clock.block_on(source.next()),
+        Some(Ok(2)),
+        "the item after the error stays in the source"
+    );
+}
+
+/// A handler error ends the run the same way, and a bad configuration comes back through `From`.
+#[test]
+fn try_for_each_batch_stops_at_a_handler_error_and_reports_bad_config() {
+    let clock = common::clock();
+    let source = testing::iter((0..10u32).map(Ok::<u32, &'static str>));
+    let mut calls = 0;
+    let end = clock.block_on(source.try_for_each_batch(Config::<4>::new(), clock, |_b| {
+        calls += 1;
+        async { Err::<(), Fail>(Fail::Source("handler")) }
+    }));
+    assert_eq!((calls, end), (1, Err(Fail::Source("handler"))));
+    let source = testing::iter((0..10u32).map(Ok::<u32, &'static str>));
+    let end = clock.block_on(
+        source.try_for_each_batch(Config::<4>::new().max_items(9), clock, |_b| async {
+            Ok::<(), Fail>(())
+        }),
+    );
+    assert_eq!(
+        end,
+        Err(Fail::Config(ConfigError::MaxItemsAboveCapacity {
+            max_items: 9,
+            capacity: 4
+        }))
     );
 }
 
@@ -44,7 +89,7 @@ fn receiver_is_a_fused_stream_of_owned_batches() {
     let slot = Slot::<NoopRawMutex, u32, 3, _>::new(clock);
     let (producer, mut rx) = slot.split(testing::iter(0..7), Config::new()).unwrap();
     let mut got = vec![];
-    clock.block_on(join(producer.run(), async {
+    clock.block_on(join(producer, async {
         while let Some(batch) = next(&mut rx).await {
             got.push((batch.info.reason, batch.into_iter().collect::<Vec<_>>()));
         }
@@ -61,13 +106,13 @@ fn try_stream_and_guard_take() {
     let slot = Slot::<NoopRawMutex, u32, 2, _, &str>::new(clock);
     let src = testing::iter([Ok(1), Ok(2), Ok(3), Err("x")]);
     let (producer, mut rx) = slot.try_split(src, Config::new()).unwrap();
-    clock.block_on(join(producer.run(), async {
-        let first = rx.try_next().await.unwrap().unwrap().take(); // moved out; the buffer goes back
+    clock.block_on(join(producer, async {
+        let first = rx.recv().await.unwrap().unwrap().into_batch(); // moved out; the buffer goes back
         assert_eq!(
             (first.items.as_slice(), first.info.reason),
             (&[1, 2][..], FlushReason::Full)
         );
-        let mut rest = rx.into_try_stream();
+        let mut rest = rx;
         let b = next(&mut rest).await.unwrap().unwrap();
         assert_eq!((b.items.as_slice(), b.info.reason), (&[3][..], FlushReason::Error));
         assert_eq!(next(&mut rest).await.unwrap().unwrap_err(), "x");
@@ -81,7 +126,7 @@ fn remainder_counts_and_debug_output() {
     let clock = common::clock();
     let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
     let (producer, mut rx) = slot.split(testing::iter(0..6), Config::new()).unwrap();
-    clock.block_on(producer.run()); // fills [0..4] and [4, 5]; nobody takes them
+    clock.block_on(producer); // fills [0..4] and [4, 5]; nobody takes them
     assert!(format!("{slot:?}").contains("capacity: 4"));
     let rest = rx.drain_remainder();
     assert_eq!((rest.len(), rest.size_hint()), (6, (6, Some(6))));

@@ -10,9 +10,9 @@ use core::task::{Context, Poll, Waker};
 use common::{Event, Scripted, Values, ms};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
-use prefetch_batch::executor::for_each_batch_in;
+
 use prefetch_batch::timer::ManualClock;
-use prefetch_batch::{Config, Slot};
+use prefetch_batch::{BatchExt, Config, Slot};
 
 const ITEMS: u32 = 30;
 
@@ -58,10 +58,10 @@ fn in_task_driver_cancelled_after_every_poll_count() {
         let config = Config::new().max_wait(ms(3));
         let done = poll_n(
             clock,
-            for_each_batch_in(&slot, &mut src, config, async |b| {
+            (&mut src).for_each_batch_in(&slot, config, |b| {
                 delivered.extend_from_slice(&b);
                 // The handler takes 2 ms per batch, so cancellation also lands mid-handler.
-                prefetch_batch::timer::Timer::sleep_until(&clock, clock.elapsed() + ms(2)).await;
+                prefetch_batch::timer::Timer::sleep_until(&clock, clock.elapsed() + ms(2))
             }),
             polls,
         );
@@ -87,12 +87,12 @@ fn next_futures_cancelled_after_every_poll_count() {
         let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
         let (producer, mut rx) = slot.split(source(clock), Config::new().max_wait(ms(3))).unwrap();
         let mut delivered = vec![];
-        clock.block_on(prefetch_batch::executor::join(producer.run(), async {
+        clock.block_on(prefetch_batch::testing::join(producer, async {
             loop {
                 // A `next()` polled `next_polls` times and dropped takes nothing...
                 {
                     let mut cx = Context::from_waker(Waker::noop());
-                    let mut next = pin!(rx.next());
+                    let mut next = pin!(rx.recv());
                     for _ in 0..next_polls {
                         if let Poll::Ready(got) = next.as_mut().poll(&mut cx) {
                             if let Some(b) = got {
@@ -103,7 +103,7 @@ fn next_futures_cancelled_after_every_poll_count() {
                     }
                 }
                 // ...and the next one that completes gets what is there.
-                match rx.next().await {
+                match rx.recv().await {
                     Some(b) => delivered.extend_from_slice(&b),
                     None => break,
                 }
@@ -121,7 +121,7 @@ fn next_futures_cancelled_after_every_poll_count() {
 mod on_tokio {
     use super::*;
     use futures_util::StreamExt;
-    use prefetch_batch::PrefetchExt;
+    use prefetch_batch::BatchExt;
 
     /// Polls `fut` up to `polls` times, letting the runtime run between polls.
     async fn poll_n_tokio<F: Future>(fut: F, polls: usize) -> Option<F::Output> {

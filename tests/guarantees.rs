@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering;
 
 use common::{Counter, Event, Plan, Values, ms, run};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use prefetch_batch::executor::join;
+use prefetch_batch::testing::join;
 use prefetch_batch::timer::Timer;
-use prefetch_batch::{Config, ConfigError, Slot};
+use prefetch_batch::{Config, ConfigError, Slot, SplitError};
 
 /// With one batch lent to a busy caller and the other full, the source is not polled at all, for
 /// as long as the caller stays busy; afterwards every item arrives, in order.
@@ -22,8 +22,8 @@ fn backpressure_stops_polling_the_source() {
     let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
     let (producer, mut rx) = slot.split(source, Config::new()).unwrap();
     let mut delivered = vec![];
-    clock.block_on(join(producer.run(), async {
-        let first = rx.next().await.unwrap();
+    clock.block_on(join(producer, async {
+        let first = rx.recv().await.unwrap();
         delivered.extend_from_slice(&first);
         // Let the producer run: it fills the second buffer, then has no room.
         (clock).sleep_until(ms(1)).await;
@@ -37,16 +37,16 @@ fn backpressure_stops_polling_the_source() {
         );
         drop(first);
         for _ in 0..10 {
-            delivered.extend_from_slice(&rx.next().await.unwrap());
+            delivered.extend_from_slice(&rx.recv().await.unwrap());
         }
-        rx.close();
-        while let Some(b) = rx.next().await {
+        rx.slot().close();
+        while let Some(b) = rx.recv().await {
             delivered.extend_from_slice(&b);
         }
     }));
     assert_eq!(delivered, (0..delivered.len() as u32).collect::<Vec<_>>());
     assert!(delivered.len() >= 44);
-    assert!(slot.stats().producer_waited >= ms(999));
+    assert!(slot.stats().producer_waited() >= ms(999));
 }
 
 /// K batches, each taking F to arrive and P to process, take about K * max(F, P) plus one stage,
@@ -77,7 +77,7 @@ fn prefetch_overlaps_fill_and_processing() {
         );
         if p > f {
             // The caller waits for the first batch only (full after F), never after.
-            assert_eq!(stats.consumer_waited, ms(f), "F = {f} ms, P = {p} ms: {stats:?}");
+            assert_eq!(stats.consumer_waited(), ms(f), "F = {f} ms, P = {p} ms: {stats:?}");
         }
     }
 }
@@ -114,14 +114,14 @@ fn cancel_at_every_point_loses_nothing() {
             let (producer, mut rx) = slot.split(&mut source, Config::new().max_wait(ms(2))).unwrap();
             let mut delivered = vec![];
             {
-                let mut run = pin!(producer.run());
+                let mut run = pin!(producer);
                 let mut cx = Context::from_waker(Waker::noop());
                 for step in 0..producer_polls {
                     let _ = run.as_mut().poll(&mut cx);
                     clock.advance(ms(1));
                     // Take a batch now and then, and drop half-polled `next()` futures.
                     if step % 3 == 0 {
-                        if let Some(Some(b)) = poll_then_drop(rx.next(), next_polls) {
+                        if let Some(Some(b)) = poll_then_drop(rx.recv(), next_polls) {
                             delivered.extend_from_slice(&b);
                         }
                     }
@@ -154,7 +154,7 @@ fn dropping_the_receiver_stops_the_producer() {
     let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
     let (producer, rx) = slot.split(source, Config::new()).unwrap();
     drop(rx);
-    clock.block_on(producer.run());
+    clock.block_on(producer);
     assert_eq!(polls.load(Ordering::Relaxed), 0);
 }
 
@@ -163,17 +163,12 @@ fn each_invalid_field_gets_its_error() {
     type C = &'static prefetch_batch::timer::ManualClock;
     let cases: Vec<(Result<_, ConfigError>, ConfigError, &str)> = vec![
         (
-            Config::new().validate::<0, C>(),
-            ConfigError::ZeroCapacity,
-            "batch capacity N",
-        ),
-        (
-            Config::new().max_items(0).validate::<4, C>(),
+            Config::<4>::new().max_items(0).validate::<C>(),
             ConfigError::MaxItemsZero,
             "max_items",
         ),
         (
-            Config::new().max_items(5).validate::<4, C>(),
+            Config::<4>::new().max_items(5).validate::<C>(),
             ConfigError::MaxItemsAboveCapacity {
                 max_items: 5,
                 capacity: 4,
@@ -181,22 +176,22 @@ fn each_invalid_field_gets_its_error() {
             "max_items (5)",
         ),
         (
-            Config::new().max_weight(0, |_: &u32| 1).validate::<4, C>(),
+            Config::<4>::new().max_weight(0, |_: &u32| 1).validate::<C>(),
             ConfigError::MaxWeightZero,
             "max_weight",
         ),
         (
-            Config::new().max_wait(Duration::ZERO).validate::<4, C>(),
+            Config::<4>::new().max_wait(Duration::ZERO).validate::<C>(),
             ConfigError::MaxWaitZero,
             "max_wait",
         ),
         (
-            Config::new().max_wait(Duration::MAX).validate::<4, C>(),
+            Config::<4>::new().max_wait(Duration::MAX).validate::<C>(),
             ConfigError::MaxWaitTooLong,
             "max_wait is longer",
         ),
         (
-            Config::new().idle(Duration::MAX).validate::<4, C>(),
+            Config::<4>::new().idle(Duration::MAX).validate::<C>(),
             ConfigError::IdleTooLong,
             "idle is longer",
         ),
@@ -213,16 +208,17 @@ fn each_invalid_field_gets_its_error() {
         .unwrap_err();
     assert_eq!(
         err,
-        ConfigError::MaxItemsAboveCapacity {
+        SplitError::Config(ConfigError::MaxItemsAboveCapacity {
             max_items: 9,
             capacity: 4
-        }
+        })
     );
     let _ok = slot.split(prefetch_batch::testing::iter(0..1), Config::new()).unwrap();
     let again = slot
         .split(prefetch_batch::testing::iter(0..1), Config::new())
         .unwrap_err();
-    assert_eq!(again, ConfigError::SlotInUse);
+    assert_eq!(again, SplitError::InUse);
+    assert!(again.to_string().contains("still alive"));
 }
 
 /// An item the producer pulled but had no room for (here: too heavy to join the open batch while
@@ -237,13 +233,13 @@ fn parked_item_survives_a_dropped_producer() {
     let (producer, mut rx) = slot.split(source, config).unwrap();
     let mut cx = Context::from_waker(Waker::noop());
     {
-        let mut run = pin!(producer.run());
+        let mut run = pin!(producer);
         assert!(run.as_mut().poll(&mut cx).is_pending()); // fills both buffers, parks the third item
     } // dropped
     assert_eq!(polls.load(Ordering::Relaxed), 3);
     let mut delivered = vec![];
     clock.block_on(async {
-        while let Some(b) = rx.next().await {
+        while let Some(b) = rx.recv().await {
             delivered.push((b.to_vec(), b.info().reason));
         }
     });

@@ -6,9 +6,9 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use prefetch_batch::executor::join;
+use prefetch_batch::testing::join;
 use prefetch_batch::timer::ManualClock;
-use prefetch_batch::{Config, Slot, for_each_batch, testing};
+use prefetch_batch::{BatchExt, Config, Slot, testing};
 
 struct Counting;
 
@@ -54,13 +54,13 @@ fn in_task_driver_allocates_nothing() {
     let ((batches, sum), count) = allocations(|| {
         let (mut batches, mut sum) = (0u64, 0u64);
         clock
-            .block_on(for_each_batch::<_, _, _, N, _>(
-                testing::iter(0..BATCHES * N as u64),
-                Config::new().max_wait(Duration::from_millis(5)),
+            .block_on(testing::iter(0..BATCHES * N as u64).for_each_batch(
+                Config::<N>::new().max_wait(Duration::from_millis(5)),
                 clock,
-                async |batch| {
+                |batch| {
                     batches += 1;
                     sum += batch.iter().sum::<u64>();
+                    async {}
                 },
             ))
             .unwrap();
@@ -80,8 +80,8 @@ fn zero_copy_api_allocates_nothing() {
         let slot = Slot::<NoopRawMutex, u64, N, _>::new(clock);
         let (producer, mut rx) = slot.split(testing::iter(0..BATCHES * N as u64), Config::new()).unwrap();
         let mut taken = 0u64;
-        clock.block_on(join(producer.run(), async {
-            while let Some(mut batch) = rx.next().await {
+        clock.block_on(join(producer, async {
+            while let Some(mut batch) = rx.recv().await {
                 assert_eq!(batch.drain(..).count(), N);
                 taken += 1;
             }

@@ -15,6 +15,7 @@ mod common;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use common::{Event, MS, Scripted, Values, ms};
@@ -22,9 +23,9 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 #[cfg(feature = "tokio")]
 use futures_util::StreamExt;
-use prefetch_batch::executor::{for_each_batch_in, join};
+use prefetch_batch::testing::join;
 use prefetch_batch::timer::{ManualClock, Span, Timer};
-use prefetch_batch::{BatchInfo, Config, FlushReason, Slot, Weigher, for_each_batch};
+use prefetch_batch::{BatchExt, BatchInfo, Config, FlushReason, Slot, Weigher};
 
 // ----- what the caller does, and what it saw -----
 
@@ -86,17 +87,6 @@ impl<M: embassy_sync::blocking_mutex::raw::RawMutex, T, const N: usize, Tm: Time
     }
 }
 
-#[cfg(feature = "tokio")]
-impl Control for prefetch_batch::Handle {
-    fn apply(&self, c: Ctl) {
-        match c {
-            Ctl::Close => self.close(),
-            Ctl::Flush => self.flush(),
-            Ctl::CloseWhenIdle => self.close_when_idle(),
-        }
-    }
-}
-
 /// `for_each_batch` owns its slot: nothing to send a control to.
 struct NoControl;
 
@@ -111,27 +101,31 @@ async fn on_batch<Tm: Timer>(
     timer: &Tm,
     start: Tm::Instant,
     plan: &Plan,
-    got: &mut Vec<Got>,
+    got: &RefCell<Vec<Got>>,
     items: &[u32],
     info: BatchInfo<Tm::Instant>,
     ctl: &dyn Control,
 ) {
-    let k = got.len();
-    got.push(Got {
-        items: items.to_vec(),
-        reason: info.reason,
-        first_at: timer.since(info.first_at, start),
-        age: info.age.to_duration(),
-        taken_at: timer.since(timer.now(), start),
-    });
-    if let Some(most) = plan.most {
-        let brief: Vec<_> = got.iter().map(|g| (g.items.len(), g.reason)).take(12).collect();
-        assert!(
-            got.len() <= most,
-            "batch {} arrived, at most {most} expected; (len, reason) so far: {brief:?}",
-            got.len()
-        );
-    }
+    let k = {
+        let mut got = got.borrow_mut();
+        let k = got.len();
+        got.push(Got {
+            items: items.to_vec(),
+            reason: info.reason,
+            first_at: timer.since(info.first_at, start),
+            age: info.age.to_duration(),
+            taken_at: timer.since(timer.now(), start),
+        });
+        if let Some(most) = plan.most {
+            let brief: Vec<_> = got.iter().map(|g| (g.items.len(), g.reason)).take(12).collect();
+            assert!(
+                got.len() <= most,
+                "batch {} arrived, at most {most} expected; (len, reason) so far: {brief:?}",
+                got.len()
+            );
+        }
+        k
+    };
     for &(at, c) in &plan.after {
         if at == k {
             ctl.apply(c);
@@ -167,7 +161,10 @@ async fn controls_later<Tm: Timer>(timer: &Tm, start: Tm::Instant, plan: &Plan, 
 
 /// One consumption API: runs `source` to its end (or the close) under `plan`.
 trait Drive<Tm: Timer> {
-    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<W>, plan: &Plan) -> Vec<Got>
+    /// Whether the caller holds a batch in its buffer (a zero-copy guard) while it works on it.
+    /// The one-task drivers hand out owned batches: the buffer goes back at once.
+    const LENDS: bool = true;
+    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<N, W>, plan: &Plan) -> Vec<Got>
     where
         S: Stream<Item = u32> + Send + 'static,
         W: Weigher<u32> + Send + 'static;
@@ -184,7 +181,8 @@ struct Split;
 struct Spawned;
 
 impl<Tm: Timer> Drive<Tm> for ForEach {
-    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<W>, plan: &Plan) -> Vec<Got>
+    const LENDS: bool = false;
+    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<N, W>, plan: &Plan) -> Vec<Got>
     where
         S: Stream<Item = u32> + Send + 'static,
         W: Weigher<u32> + Send + 'static,
@@ -194,19 +192,22 @@ impl<Tm: Timer> Drive<Tm> for ForEach {
             "for_each_batch: the handler only sees batches"
         );
         let start = timer.now();
-        let mut got = vec![];
+        let got = RefCell::new(vec![]);
         let t = timer.clone();
-        for_each_batch::<_, _, _, N, _>(source, config, timer, async |batch| {
-            on_batch(&t, start, plan, &mut got, &batch, batch.info(), &NoControl).await;
-        })
-        .await
-        .expect("valid config");
-        got
+        source
+            .for_each_batch(config, timer, |batch| {
+                let (t, got) = (&t, &got);
+                async move { on_batch(t, start, plan, got, &batch, batch.info, &NoControl).await }
+            })
+            .await
+            .expect("valid config");
+        got.into_inner()
     }
 }
 
 impl<Tm: Timer> Drive<Tm> for ForEachIn {
-    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<W>, plan: &Plan) -> Vec<Got>
+    const LENDS: bool = false;
+    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<N, W>, plan: &Plan) -> Vec<Got>
     where
         S: Stream<Item = u32> + Send + 'static,
         W: Weigher<u32> + Send + 'static,
@@ -218,21 +219,23 @@ impl<Tm: Timer> Drive<Tm> for ForEachIn {
         let start = timer.now();
         let slot = Slot::<NoopRawMutex, u32, N, Tm>::new(timer.clone());
         controls_at_zero(plan, &slot);
-        let mut got = vec![];
+        let got = RefCell::new(vec![]);
         let run = async {
-            for_each_batch_in(&slot, source, config, async |batch| {
-                on_batch(&timer, start, plan, &mut got, &batch, batch.info(), &slot).await;
-            })
-            .await
-            .expect("valid config");
+            source
+                .for_each_batch_in(&slot, config, |batch| {
+                    let (timer, got, slot) = (&timer, &got, &slot);
+                    async move { on_batch(timer, start, plan, got, &batch, batch.info, slot).await }
+                })
+                .await
+                .expect("valid config");
         };
         join(controls_later(&timer, start, plan, &slot), run).await;
-        got
+        got.into_inner()
     }
 }
 
 impl<Tm: Timer> Drive<Tm> for Split {
-    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<W>, plan: &Plan) -> Vec<Got>
+    async fn drive<S, W, const N: usize>(timer: Tm, source: S, config: Config<N, W>, plan: &Plan) -> Vec<Got>
     where
         S: Stream<Item = u32> + Send + 'static,
         W: Weigher<u32> + Send + 'static,
@@ -241,21 +244,17 @@ impl<Tm: Timer> Drive<Tm> for Split {
         let slot = Slot::<NoopRawMutex, u32, N, Tm>::new(timer.clone());
         let (producer, mut rx) = slot.split(source, config).expect("valid config");
         controls_at_zero(plan, &slot);
-        let mut got = vec![];
+        let got = RefCell::new(vec![]);
         let consume = async {
             if let Some(t) = plan.wait_until {
                 timer.sleep_until(timer.add(start, t).unwrap()).await;
             }
-            while let Some(batch) = rx.next().await {
-                on_batch(&timer, start, plan, &mut got, &batch, batch.info(), &slot).await;
+            while let Some(batch) = rx.recv().await {
+                on_batch(&timer, start, plan, &got, &batch, batch.info(), &slot).await;
             }
         };
-        join(
-            producer.run(),
-            join(controls_later(&timer, start, plan, &slot), consume),
-        )
-        .await;
-        got
+        join(producer, join(controls_later(&timer, start, plan, &slot), consume)).await;
+        got.into_inner()
     }
 }
 
@@ -264,29 +263,29 @@ impl Drive<prefetch_batch::timer::TokioTimer> for Spawned {
     async fn drive<S, W, const N: usize>(
         timer: prefetch_batch::timer::TokioTimer,
         source: S,
-        config: Config<W>,
+        config: Config<N, W>,
         plan: &Plan,
     ) -> Vec<Got>
     where
         S: Stream<Item = u32> + Send + 'static,
         W: Weigher<u32> + Send + 'static,
     {
-        use prefetch_batch::PrefetchExt;
+        use prefetch_batch::BatchExt;
         let start = timer.now();
         let mut batches = source.prefetch_batches::<N>(config).expect("valid config");
-        let handle = batches.handle();
-        controls_at_zero(plan, &handle);
-        let mut got = vec![];
+        let handle = batches.slot().clone();
+        controls_at_zero(plan, &*handle);
+        let got = RefCell::new(vec![]);
         let consume = async {
             if let Some(t) = plan.wait_until {
                 timer.sleep_until(timer.add(start, t).unwrap()).await;
             }
-            while let Some(batch) = batches.next_batch().await {
-                on_batch(&timer, start, plan, &mut got, &batch, batch.info(), &handle).await;
+            while let Some(batch) = batches.recv().await {
+                on_batch(&timer, start, plan, &got, &batch, batch.info(), &*handle).await;
             }
         };
-        join(controls_later(&timer, start, plan, &handle), consume).await;
-        got
+        join(controls_later(&timer, start, plan, &*handle), consume).await;
+        got.into_inner()
     }
 }
 
@@ -405,7 +404,7 @@ fn weights<Tm: Timer>(timer: Tm, end: Duration) -> Values<Scripted<Tm, u32>> {
     Values(Scripted::new(timer, ev))
 }
 
-fn weighted() -> Config<impl Weigher<u32> + Send + 'static> {
+fn weighted() -> Config<4, impl Weigher<u32> + Send + 'static> {
     Config::new().idle(ms(1)).max_weight(10, |w: &u32| *w as usize)
 }
 
@@ -488,16 +487,24 @@ async fn close_when_idle_drains_the_backlog<D: Drive<Tm>, Tm: Clock>(timer: Tm) 
 // ----- 5. the batch of a parked item says when that item arrived -----
 
 /// The caller takes [5] (idle at 1 ms) and holds it until 100 ms; [5, 5] fills by weight at
-/// 3 ms and leaves at once (`Full`), so both buffers are taken: item 6 is not pulled (that is the
-/// backpressure) until the caller hands [5] back at 100 ms, and its batch starts then.
+/// 3 ms and leaves at once (`Full`).
+/// - A caller holding a lent buffer: both buffers are taken, so item 6 is not pulled (that is the
+///   backpressure) until [5] is handed back at 100 ms, and its batch starts then.
+/// - A one-task driver (owned batches, buffers back at once): 6 is pulled at 5 ms and its batch
+///   says so, with its age counted from there.
 async fn parked_item_keeps_its_arrival_time<D: Drive<Tm>, Tm: Clock>(timer: Tm) {
     let plan = Plan {
         hold: Some((0, ms(100))),
         most: Some(3),
         ..Plan::default()
     };
-    let expect = [(vec![5], ms(0)), (vec![5, 5], ms(2)), (vec![6], ms(100))];
-    parked_item_case::<D, Tm>(timer, plan, expect, Duration::ZERO).await;
+    let (at, age) = if D::LENDS {
+        (ms(100), Duration::ZERO)
+    } else {
+        (ms(5), ms(95))
+    };
+    let expect = [(vec![5], ms(0)), (vec![5, 5], ms(2)), (vec![6], at)];
+    parked_item_case::<D, Tm>(timer, plan, expect, age).await;
 }
 
 /// The case: a caller that takes nothing before 100 ms (only where the caller pulls).
@@ -645,7 +652,7 @@ on_tokio! {
 #[cfg(feature = "tokio")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_is_seen_by_a_producer_slower_than_its_caller_tokio_multi_thread() {
-    use prefetch_batch::PrefetchExt;
+    use prefetch_batch::BatchExt;
     let source = futures_util::stream::iter(0u32..).map(|x| {
         // About 10-50 µs of work per item: the caller always waits for the next batch.
         let mut h = u64::from(x);
@@ -665,7 +672,7 @@ async fn close_is_seen_by_a_producer_slower_than_its_caller_tokio_multi_thread()
                 got.len()
             );
             if got.len() == 5 {
-                batches.close();
+                batches.slot().close();
             }
         }
     })
@@ -679,7 +686,7 @@ async fn close_is_seen_by_a_producer_slower_than_its_caller_tokio_multi_thread()
 #[cfg(feature = "tokio")]
 mod drain {
     use super::*;
-    use prefetch_batch::PrefetchExt;
+    use prefetch_batch::BatchExt;
     use prefetch_batch::timer::TokioTimer;
     use tokio::time::{Instant, sleep, sleep_until, timeout};
 
@@ -693,7 +700,7 @@ mod drain {
             .chain(futures_util::stream::pending())
     }
 
-    fn config() -> Config<impl Weigher<usize> + Send + 'static> {
+    fn config() -> Config<4, impl Weigher<usize> + Send + 'static> {
         Config::new().idle(ms(1)).max_weight(10, |w: &usize| *w)
     }
 
@@ -724,7 +731,7 @@ mod drain {
     async fn receiver_drain_remainder_returns_a_parked_item_tokio() {
         let slot = Slot::<NoopRawMutex, usize, 4, TokioTimer>::new(TokioTimer);
         let (producer, mut rx) = slot.split(source(Instant::now()), config()).unwrap();
-        let mut run = core::pin::pin!(producer.run());
+        let mut run = core::pin::pin!(producer);
         // Runs the producer for 10 ms of paused time (the source never ends, so this times out).
         assert!(timeout(ms(10), run.as_mut()).await.is_err());
         assert_eq!(rx.drain_remainder().collect::<Vec<_>>(), [5, 5, 5, 6]);
@@ -742,7 +749,7 @@ fn receiver_into_remainder_returns_a_parked_item_manual() {
     let source = weights(clock, Duration::from_secs(3600));
     let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
     let (producer, rx) = slot.split(source, weighted()).unwrap();
-    let mut run = core::pin::pin!(producer.run());
+    let mut run = core::pin::pin!(producer);
     let mut cx = Context::from_waker(core::task::Waker::noop());
     for _ in 0..=10 {
         assert!(run.as_mut().poll(&mut cx).is_pending());
@@ -765,8 +772,8 @@ fn a_static_slot_can_be_split_again() {
             .split(prefetch_batch::testing::iter(10 * run..10 * run + 6), Config::new())
             .unwrap_or_else(|e| panic!("split #{}: {e}", run + 1));
         let mut seen = vec![];
-        CLOCK.block_on(join(producer.run(), async {
-            while let Some(b) = rx.next().await {
+        CLOCK.block_on(join(producer, async {
+            while let Some(b) = rx.recv().await {
                 seen.extend_from_slice(&b);
             }
         }));
@@ -798,12 +805,12 @@ fn the_end_is_the_none_after_the_last_batch() {
         let got = clock.block_on(async {
             let mut got = vec![];
             let consume = async {
-                while let Some(b) = rx.next().await {
+                while let Some(b) = rx.recv().await {
                     got.push(b.info().reason);
                 }
-                assert!(rx.next().await.is_none(), "the end stays the end");
+                assert!(rx.recv().await.is_none(), "the end stays the end");
             };
-            join(producer.run(), consume).await;
+            join(producer, consume).await;
             got
         });
         assert_eq!(got, [FlushReason::Full, last], "{n} items");
@@ -816,7 +823,7 @@ fn the_end_is_the_none_after_the_last_batch() {
 #[cfg(feature = "tokio")]
 #[tokio::test(start_paused = true)]
 async fn into_parts_hands_back_the_source_with_what_it_still_holds() {
-    use prefetch_batch::PrefetchExt;
+    use prefetch_batch::BatchExt;
     let (tx, rx) = tokio::sync::mpsc::channel::<u32>(1_000);
     for i in 0..1_000 {
         tx.try_send(i).unwrap();
@@ -825,7 +832,7 @@ async fn into_parts_hands_back_the_source_with_what_it_still_holds() {
         .prefetch_batches::<8>(Config::new())
         .unwrap();
     let mut seen: Vec<u32> = batches.next().await.unwrap().to_vec();
-    batches.close();
+    batches.slot().close();
     let (rest, source) = batches.into_parts().await;
     seen.extend(rest);
     let mut source = source.expect("the producer task hands its source back");

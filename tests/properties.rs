@@ -123,7 +123,7 @@ fn verify(c: &Case, seen: &[Seen<(u32, usize)>], stats: &Stats) {
             "every error delivered"
         );
     }
-    assert_eq!(stats.items as usize, delivered.len());
+    assert_eq!(stats.items() as usize, delivered.len());
     for (k, s) in seen.iter().enumerate() {
         let Some(reason) = s.reason else { continue };
         let weight: usize = s.items.iter().map(|x| x.1).sum();
@@ -152,7 +152,7 @@ fn verify(c: &Case, seen: &[Seen<(u32, usize)>], stats: &Stats) {
             assert!(s.age <= ms(c.max_wait), "batch {k} waited {:?} > max_wait", s.age);
         }
     }
-    assert!(stats.max_age >= seen.iter().map(|s| s.age).max().unwrap_or(Duration::ZERO));
+    assert!(stats.max_age() >= seen.iter().map(|s| s.age).max().unwrap_or(Duration::ZERO));
 }
 
 fn cases() -> u32 {

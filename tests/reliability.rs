@@ -16,7 +16,7 @@ use std::rc::Rc;
 use common::ms;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
-use prefetch_batch::executor::join;
+use prefetch_batch::testing::join;
 use prefetch_batch::timer::{ManualClock, Timer};
 use prefetch_batch::{Config, FlushReason, Slot};
 
@@ -80,8 +80,8 @@ fn flush_storm() {
         };
         let (producer, mut rx) = slot.split(source, Config::new().max_items(3)).unwrap();
         let mut batches: Vec<(Vec<u32>, FlushReason)> = vec![];
-        clock.block_on(join(producer.run(), async {
-            while let Some(b) = rx.next().await {
+        clock.block_on(join(producer, async {
+            while let Some(b) = rx.recv().await {
                 batches.push((b.to_vec(), b.info().reason));
                 if process > 0 {
                     clock.sleep_until(clock.add(clock.now(), ms(process)).unwrap()).await;
@@ -103,7 +103,7 @@ fn flush_storm() {
         // flush is read when it next stops, and by then the batch it was asked for went out
         // `Full`. Otherwise the flushes do cut batches.
         assert_eq!(stats.batches_for(FlushReason::Flush) > 0, !always_ready, "{case}");
-        assert_eq!(stats.items, u64::from(ITEMS), "{case}");
+        assert_eq!(stats.items(), u64::from(ITEMS), "{case}");
         if !always_ready && process == 0 {
             // Each item is placed in its own poll and the flush lands before the next one.
             assert!(
@@ -160,26 +160,25 @@ fn late_timer_jumps_past_several_deadlines() {
     let (producer, mut rx) = slot
         .split(fed.clone(), Config::new().max_wait(ms(10)).idle(ms(3)))
         .unwrap();
-    let mut run = pin!(producer.run());
+    let mut run = pin!(producer);
     let mut poll_producer = || {
         assert!(
             run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending(),
             "the source has not ended"
         );
     };
-    let shape = |b: &prefetch_batch::BatchGuard<'_, u32, 4, core::time::Duration, _>| {
-        (b.to_vec(), b.info().reason, b.info().first_at, b.info().age)
-    };
+    let shape =
+        |b: &prefetch_batch::BatchGuard<'_, u32, 4, _>| (b.to_vec(), b.info().reason, b.info().first_at, b.info().age);
 
     // t = 0: one item; its idle gap (3 ms) and deadline (10 ms) are armed.
     fed.push(0);
     poll_producer();
-    assert!(poll_once(rx.next()).is_none(), "nothing is due yet");
+    assert!(poll_once(rx.recv()).is_none(), "nothing is due yet");
     // The clock jumps to 1 s in one step: both are long overdue. Emitted once, reason Idle (the
     // earlier of the two), with its true age.
     at(1000);
     poll_producer();
-    let a = poll_once(rx.next()).flatten().expect("the overdue batch is emitted");
+    let a = poll_once(rx.recv()).flatten().expect("the overdue batch is emitted");
     assert_eq!(shape(&a), (vec![0], FlushReason::Idle, ms(0), ms(1000)));
     // The caller holds batch A. Item 1 arrives at 1 s: a new batch, new idle gap and deadline.
     fed.push(1);
@@ -204,27 +203,27 @@ fn late_timer_jumps_past_several_deadlines() {
     drop(a);
     poll_producer(); // A's buffer is back: item 5 and 6 start batch C at 60 s
     assert_eq!(fed.queued(), 0);
-    let b = poll_once(rx.next()).flatten().expect("B is ready");
+    let b = poll_once(rx.recv()).flatten().expect("B is ready");
     assert_eq!(shape(&b), (vec![1, 2, 3, 4], FlushReason::Idle, ms(1000), ms(59_000)));
     drop(b);
     assert!(
-        poll_once(rx.next()).is_none(),
+        poll_once(rx.recv()).is_none(),
         "C is not due: its deadline counts from 60 s"
     );
     at(60_002);
     poll_producer();
-    assert!(poll_once(rx.next()).is_none(), "C is not due yet");
+    assert!(poll_once(rx.recv()).is_none(), "C is not due yet");
     at(1_000_000); // far past C's idle gap and deadline
     poll_producer();
-    let c = poll_once(rx.next()).flatten().expect("C is emitted");
+    let c = poll_once(rx.recv()).flatten().expect("C is emitted");
     assert_eq!(shape(&c), (vec![5, 6], FlushReason::Idle, ms(60_000), ms(940_000)));
     drop(c);
     fed.end();
     assert!(run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_ready());
-    assert!(poll_once(rx.next()).expect("ended").is_none());
+    assert!(poll_once(rx.recv()).expect("ended").is_none());
     let stats = slot.stats();
-    assert_eq!((stats.items, stats.total_batches()), (7, 3));
-    assert_eq!(stats.max_age, ms(940_000));
+    assert_eq!((stats.items(), stats.total_batches()), (7, 3));
+    assert_eq!(stats.max_age(), ms(940_000));
 }
 
 /// The same jump with a deadline only: a batch that filled before its deadline leaves a timer
@@ -237,7 +236,7 @@ fn late_timer_never_fires_for_a_later_batch() {
     let fed = Fed::default();
     let slot = Slot::<NoopRawMutex, u32, 2, _>::new(clock);
     let (producer, mut rx) = slot.split(fed.clone(), Config::new().max_wait(ms(10))).unwrap();
-    let mut run = pin!(producer.run());
+    let mut run = pin!(producer);
     let mut poll_producer = || {
         let _ = run.as_mut().poll(&mut Context::from_waker(Waker::noop()));
     };
@@ -249,15 +248,15 @@ fn late_timer_never_fires_for_a_later_batch() {
     at(5);
     fed.push(2);
     poll_producer(); // B, first at 5, deadline 15
-    let a = poll_once(rx.next()).flatten().unwrap();
+    let a = poll_once(rx.recv()).flatten().unwrap();
     assert_eq!((a.to_vec(), a.info().reason), (vec![0, 1], FlushReason::Full));
     drop(a);
     at(14); // past A's stale 10 ms, before B's 15 ms
     poll_producer();
-    assert!(poll_once(rx.next()).is_none(), "B emitted early by A's timer");
+    assert!(poll_once(rx.recv()).is_none(), "B emitted early by A's timer");
     at(10_000);
     poll_producer();
-    let b = poll_once(rx.next()).flatten().unwrap();
+    let b = poll_once(rx.recv()).flatten().unwrap();
     assert_eq!(
         (b.to_vec(), b.info().reason, b.info().age),
         (vec![2], FlushReason::Deadline, ms(9_995))
@@ -274,7 +273,10 @@ mod on_tokio {
     use std::sync::{Arc, OnceLock};
 
     use futures_util::{FutureExt, StreamExt};
-    use prefetch_batch::{Handle, PrefetchExt};
+    use prefetch_batch::BatchExt;
+
+    /// A control handle: the shared slot of a `PrefetchStream<u32, 16>`.
+    type Handle = Arc<prefetch_batch::TokioSlot<u32, 16>>;
 
     use super::*;
 
@@ -379,7 +381,7 @@ mod on_tokio {
             // Half the batches through the zero-copy guard (held across the delay), half moved out.
             let delay = rng.below(10);
             if rng.below(2) == 0 {
-                let Some(b) = batches.next_batch().await else { break };
+                let Some(b) = batches.recv().await else { break };
                 check(&b);
                 spin(delay);
             } else {
@@ -389,12 +391,12 @@ mod on_tokio {
             }
             match rng.below(64) {
                 0 => tokio::task::yield_now().await,
-                1 => batches.flush(),
+                1 => batches.slot().flush(),
                 _ => {}
             }
         }
         assert_eq!(expect, items, "seed {seed}: every item");
-        assert_eq!(batches.stats().items, u64::from(items));
+        assert_eq!(batches.slot().stats().items(), u64::from(items));
     }
 
     /// A million items (`RELIABILITY_ITEMS` to change) through the spawned producer on a
@@ -430,7 +432,7 @@ mod on_tokio {
         let mut batches = source.prefetch_batches::<4>(Config::new()).unwrap();
         let mut seen = vec![];
         for k in 0.. {
-            let b = batches.next_batch().await.expect("a never-ending source");
+            let b = batches.recv().await.expect("a never-ending source");
             let handled = AssertUnwindSafe(async {
                 seen.extend_from_slice(&b);
                 tokio::time::sleep(ms(1)).await;
@@ -464,7 +466,7 @@ mod on_tokio {
             let fail_at = Rng(seed).below(50);
             let mut seen = vec![];
             for k in 0.. {
-                let b = batches.next_batch().await.expect("a never-ending source");
+                let b = batches.recv().await.expect("a never-ending source");
                 let handled = AssertUnwindSafe(async {
                     seen.extend_from_slice(&b);
                     tokio::task::yield_now().await;
@@ -508,7 +510,7 @@ mod on_tokio {
             tokio::time::sleep(ms(5)).await;
             // A `BatchGuard` is not `Send` (it erases its slot to `&dyn Release`), so a spawned
             // task cannot hold one across an await; it panics holding it without awaiting.
-            let _held = batches.next_batch().await;
+            let _held = batches.recv().await;
             panic!("handler fails");
         });
         assert!(consumer.await.unwrap_err().is_panic());
@@ -552,7 +554,7 @@ mod on_tokio {
     async fn close_at_a_deadline_stops_a_never_ending_source() {
         let (source, pulled) = Numbers::new(u32::MAX);
         let mut batches = source.prefetch_batches::<4>(Config::new()).unwrap();
-        let handle = batches.handle();
+        let handle = batches.slot().clone();
         let pulled_at_close = Arc::new(AtomicU32::new(0));
         let closer = {
             let (pulled, at_close) = (pulled.clone(), pulled_at_close.clone());
@@ -596,7 +598,7 @@ mod on_tokio {
         for (close_at, want) in [(25, FlushReason::Deadline), (3, FlushReason::Close)] {
             let source = futures_util::stream::iter(0..5u32).chain(futures_util::stream::pending());
             let mut batches = source.prefetch_batches::<8>(Config::new().max_wait(ms(10))).unwrap();
-            let handle = batches.handle();
+            let handle = batches.slot().clone();
             tokio::spawn(async move {
                 tokio::time::sleep(ms(close_at)).await;
                 handle.close();
@@ -640,7 +642,7 @@ mod on_tokio {
         let handle = Arc::new(OnceLock::new());
         source.flush = Some(handle.clone());
         let mut batches = source.prefetch_batches::<16>(Config::new()).unwrap();
-        handle.set(batches.handle()).unwrap();
+        handle.set(batches.slot().clone()).unwrap();
         let mut expect = 0;
         while let Some(b) = batches.next().await {
             assert!(!b.is_empty());
@@ -654,6 +656,6 @@ mod on_tokio {
             }
         }
         assert_eq!(expect, ITEMS);
-        assert!(batches.stats().batches_for(FlushReason::Flush) > 0);
+        assert!(batches.slot().stats().batches_for(FlushReason::Flush) > 0);
     }
 }

@@ -17,11 +17,9 @@ fn a_slot_behind_a_thread_safe_lock_is_sync_and_its_halves_are_send() {
     let (producer, rx) = SLOT.split(testing::iter(0..4u32), Config::new()).unwrap();
     send(&producer);
     send(&rx);
-    let run = producer.run();
-    send(&run);
-    fn guard_is_send<'a>(_: Option<BatchGuard<'a, u32, 4, core::time::Duration, CsSlot>>)
+    fn guard_is_send<'a>(_: Option<BatchGuard<'a, u32, 4, CsSlot>>)
     where
-        BatchGuard<'a, u32, 4, core::time::Duration, CsSlot>: Send + Sync,
+        BatchGuard<'a, u32, 4, CsSlot>: Send + Sync,
     {
     }
     guard_is_send(None);
@@ -39,6 +37,5 @@ fn the_tokio_adapter_is_send_and_sync() {
     fn both<T: Send + Sync>() {}
     both::<prefetch_batch::PrefetchStream<u32, 4>>();
     both::<prefetch_batch::TryPrefetchStream<u32, 4, std::io::Error>>();
-    both::<prefetch_batch::Handle>();
     both::<prefetch_batch::TokioSlot<u32, 4>>();
 }

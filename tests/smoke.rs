@@ -1,5 +1,5 @@
 use core::time::Duration;
-use prefetch_batch::{Config, FlushReason, for_each_batch, testing, timer::ManualClock};
+use prefetch_batch::{BatchExt, Config, FlushReason, testing, timer::ManualClock};
 
 #[test]
 fn batches_everything_in_order() {
@@ -8,13 +8,13 @@ fn batches_everything_in_order() {
     let mut seen = Vec::new();
     let mut reasons = Vec::new();
     clock
-        .block_on(for_each_batch::<_, _, _, 8, _>(
-            testing::iter(0..20u32),
-            Config::new().max_wait(Duration::from_millis(5)),
+        .block_on(testing::iter(0..20u32).for_each_batch(
+            Config::<8>::new().max_wait(Duration::from_millis(5)),
             clock,
-            async |batch| {
+            |batch| {
                 seen.extend_from_slice(&batch);
-                reasons.push(batch.info().reason);
+                reasons.push(batch.info.reason);
+                async {}
             },
         ))
         .unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{Counter, ms, scenarios};
 use futures_util::StreamExt;
 use prefetch_batch::timer::TokioTimer;
-use prefetch_batch::{Config, FlushReason, PrefetchExt};
+use prefetch_batch::{BatchExt, Config, FlushReason};
 
 macro_rules! on_tokio {
     ($($name:ident),* $(,)?) => {$(
@@ -56,8 +56,8 @@ async fn spawned_stream_full_deadline_end() {
         ]
     );
     assert!(batches.next().await.is_none(), "fused: stays ended");
-    let stats = batches.stats();
-    assert_eq!((stats.items, stats.total_batches()), (7, 3));
+    let stats = batches.slot().stats();
+    assert_eq!((stats.items(), stats.total_batches()), (7, 3));
 }
 
 #[tokio::test(start_paused = true)]
@@ -66,7 +66,7 @@ async fn spawned_stream_flush_and_close_from_handle() {
     let mut batches = src
         .prefetch_batches::<8>(Config::new().max_wait(Duration::from_secs(60)))
         .unwrap();
-    let handle = batches.handle();
+    let handle = batches.slot().clone();
     tokio::spawn(async move {
         tokio::time::sleep(ms(25)).await;
         handle.flush();
@@ -107,7 +107,7 @@ async fn spawned_zero_copy_guard() {
         .prefetch_batches::<4>(Config::new())
         .unwrap();
     let mut sum = 0;
-    while let Some(mut b) = batches.next_batch().await {
+    while let Some(mut b) = batches.recv().await {
         sum += b.drain(..).sum::<u32>();
     }
     assert_eq!(sum, 45);
@@ -167,7 +167,7 @@ async fn guards_cross_awaits_in_spawned_tasks() {
         .unwrap();
     let total = tokio::spawn(async move {
         let mut total = 0;
-        while let Some(batch) = batches.next_batch().await {
+        while let Some(batch) = batches.recv().await {
             tokio::time::sleep(ms(1)).await; // the "round trip", guard held
             total += batch.len();
         }
@@ -179,8 +179,8 @@ async fn guards_cross_awaits_in_spawned_tasks() {
         let slot = prefetch_batch::TokioSlot::<u32, 4>::new(TokioTimer);
         let mut seen = 0;
         let (producer, mut rx) = slot.split(futures_util::stream::iter(0..10u32), Config::new()).unwrap();
-        prefetch_batch::executor::join(producer.run(), async {
-            while let Some(batch) = rx.next().await {
+        prefetch_batch::testing::join(producer, async {
+            while let Some(batch) = rx.recv().await {
                 tokio::time::sleep(ms(1)).await;
                 seen += batch.len();
             }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::Result;
 use futures_util::{Stream, StreamExt};
 pub use prefetch_batch::FlushReason;
-use prefetch_batch::{Config, Handle, PrefetchExt, PrefetchStream, Stats};
+use std::sync::Arc;
+
+use prefetch_batch::{BatchExt, Config, PrefetchStream, Stats, TokioSlot};
 
 use crate::sequential::Limits;
 
@@ -39,10 +41,10 @@ impl From<Stats> for Counters {
     fn from(s: Stats) -> Self {
         Self {
             batches: FlushReason::ALL.map(|r| s.batches_for(r)),
-            items: s.items,
-            max_age: s.max_age,
-            consumer_waited: s.consumer_waited,
-            producer_waited: s.producer_waited,
+            items: s.items(),
+            max_age: s.max_age(),
+            consumer_waited: s.consumer_waited(),
+            producer_waited: s.producer_waited(),
         }
     }
 }
@@ -57,9 +59,31 @@ impl<T> Deref for Batch<T> {
     }
 }
 
-/// Flushes the batch being filled, or reads the counters, from another task or thread.
-#[derive(Clone, Debug)]
-pub struct Flusher(Handle);
+/// Flushes the batch being filled, or reads the counters, from another task or thread: the
+/// batcher's shared slot, seen without its item type.
+#[derive(Clone)]
+pub struct Flusher(Arc<dyn Control>);
+
+/// What a [`Flusher`] does to a slot, for any item type.
+trait Control: Send + Sync {
+    fn flush(&self);
+    fn stats(&self) -> Stats;
+}
+
+impl<T: Send> Control for TokioSlot<T, CAPACITY> {
+    fn flush(&self) {
+        TokioSlot::flush(self);
+    }
+    fn stats(&self) -> Stats {
+        TokioSlot::stats(self)
+    }
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Flusher").field(&self.0.stats()).finish()
+    }
+}
 
 impl Flusher {
     /// Emits the batch being filled now, without waiting for its deadline.
@@ -80,7 +104,9 @@ impl<T: Send + 'static> Batches<T> {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut config = Config::new().max_items(limits.max_items).max_wait(limits.max_wait);
+        let mut config = Config::<CAPACITY>::new()
+            .max_items(limits.max_items)
+            .max_wait(limits.max_wait);
         if let Some(idle) = limits.idle {
             config = config.idle(idle);
         }
@@ -95,15 +121,15 @@ impl<T: Send + 'static> Batches<T> {
 
     /// Stops intake: the batch being filled is emitted (reason `Close`), then the buffered ones.
     pub fn close(&self) {
-        self.0.close();
+        self.0.slot().close();
     }
 
     pub fn flusher(&self) -> Flusher {
-        Flusher(self.0.handle())
+        Flusher(self.0.slot().clone())
     }
 
     pub fn counters(&self) -> Counters {
-        self.0.stats().into()
+        self.0.slot().stats().into()
     }
 
     /// Closes, and returns how many items were still buffered (dropped, not processed).

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
-use prefetch_batch::executor::join;
+use prefetch_batch::testing::join;
 use prefetch_batch::timer::{Span, Timer};
 use prefetch_batch::{Config, FlushReason, Slot, Weigher};
 
@@ -163,7 +163,7 @@ pub struct Plan {
 pub async fn run<Tm, T, W, const N: usize>(
     timer: Tm,
     events: Vec<Event<T>>,
-    config: Config<W>,
+    config: Config<N, W>,
     plan: Plan,
 ) -> (Vec<Seen<T>>, prefetch_batch::Stats)
 where
@@ -177,7 +177,7 @@ where
     let (producer, mut rx) = slot.try_split(source, config).expect("valid config");
     let mut seen = Vec::new();
     let consume = async {
-        while let Some(next) = rx.try_next().await {
+        while let Some(next) = rx.recv().await {
             let taken_at = timer.since(timer.now(), start);
             match next {
                 Ok(batch) => {
@@ -220,7 +220,7 @@ where
             }
         }
     };
-    join(join(producer.run(), control), consume).await;
+    join(join(producer, control), consume).await;
     let stats = slot.stats();
     (seen, stats)
 }

@@ -17,7 +17,7 @@ pub async fn full_then_end<Tm: Timer>(t: Tm) {
         vec![(vec![0, 1, 2, 3], Some(Full)), (vec![4, 5], Some(End))]
     );
     assert_eq!(
-        (stats.batches_for(Full), stats.batches_for(End), stats.items),
+        (stats.batches_for(Full), stats.batches_for(End), stats.items()),
         (1, 1, 6)
     );
 }
@@ -47,7 +47,7 @@ pub async fn deadline_from_first_item<Tm: Timer>(t: Tm) {
         (ms(5), ms(15), ms(10))
     );
     assert_eq!((seen[1].first_at, seen[1].taken_at), (ms(17), ms(27)));
-    assert_eq!(stats.max_age, ms(10));
+    assert_eq!(stats.max_age(), ms(10));
     assert_eq!(stats.total_batches(), 2, "no empty batch at the end");
 }
 
@@ -157,7 +157,7 @@ pub async fn error<Tm: Timer>(t: Tm) {
             (vec![3], Some(End), None),
         ]
     );
-    assert_eq!(stats.errors, 2);
+    assert_eq!(stats.errors(), 2);
 }
 
 /// Weight limit: a batch never exceeds it; an item heavier than the limit goes alone.

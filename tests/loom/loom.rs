@@ -268,7 +268,7 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 /// Takes every batch until the end: (items, reason).
 async fn drain_all<const N: usize>(rx: &mut Receiver<&'static TestSlot<N>>) -> Vec<(Vec<u32>, FlushReason)> {
     let mut got = vec![];
-    while let Some(b) = rx.next().await {
+    while let Some(b) = rx.recv().await {
         got.push((b.to_vec(), b.info().reason));
     }
     got
@@ -297,11 +297,11 @@ fn a_publish_take_release_n1() {
         let (source, _) = Script::new(STEPS);
         let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
         let mut rx = ForgetOnPanic(Some(rx));
-        let p = thread::spawn(move || block_on(producer.run()));
+        let p = thread::spawn(move || block_on(producer));
         let got = block_on(drain_all(&mut rx));
         p.join().unwrap();
         assert_eq!(got, vec![(vec![0], Full), (vec![1], Full), (vec![2], Full)]);
-        assert_eq!(slot.stats().items, 3);
+        assert_eq!(slot.stats().items(), 3);
     });
 }
 
@@ -315,7 +315,7 @@ fn a_publish_take_release_n2() {
         let (source, _) = Script::new(STEPS);
         let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
         let mut rx = ForgetOnPanic(Some(rx));
-        let p = thread::spawn(move || block_on(producer.run()));
+        let p = thread::spawn(move || block_on(producer));
         let got = block_on(drain_all(&mut rx));
         p.join().unwrap();
         assert_eq!(got, vec![(vec![0, 1], Full), (vec![2, 3], Full)]);
@@ -332,10 +332,10 @@ fn a_error_requeued_on_release() {
         let (source, _) = Script::new(STEPS);
         let (producer, rx) = slot.try_split(source, Config::new()).unwrap();
         let mut rx = ForgetOnPanic(Some(rx));
-        let p = thread::spawn(move || block_on(producer.run()));
+        let p = thread::spawn(move || block_on(producer));
         let got = block_on(async {
             let mut got = vec![];
-            while let Some(r) = rx.try_next().await {
+            while let Some(r) = rx.recv().await {
                 got.push(r.map(|b| (b.to_vec(), b.info().reason)));
             }
             got
@@ -364,15 +364,15 @@ fn b_close_races_the_producer() {
                 let (source, pulled) = Script::new(STEPS);
                 let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
                 let mut rx = ForgetOnPanic(Some(rx));
-                let p = thread::spawn(move || block_on(producer.run()));
+                let p = thread::spawn(move || block_on(producer));
                 let got = block_on(async {
                     let mut got = vec![];
                     for _ in 0..close_after {
-                        if let Some(b) = rx.next().await {
+                        if let Some(b) = rx.recv().await {
                             got.push((b.to_vec(), b.info().reason));
                         }
                     }
-                    rx.close();
+                    rx.slot().close();
                     got.extend(drain_all(&mut rx).await);
                     got
                 });
@@ -396,8 +396,8 @@ fn b_close_wakes_a_quiet_producer() {
         let (source, pulled) = Script::new(STEPS);
         let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
         let mut rx = ForgetOnPanic(Some(rx));
-        let p = thread::spawn(move || block_on(producer.run()));
-        rx.close();
+        let p = thread::spawn(move || block_on(producer));
+        rx.slot().close();
         let got = block_on(drain_all(&mut rx));
         p.join().unwrap();
         let pulled = pulled.load(Ordering::Relaxed) as u32;
@@ -418,7 +418,7 @@ fn c_flush_races_publish() {
         let (source, _) = Script::new(STEPS);
         let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
         let mut rx = ForgetOnPanic(Some(rx));
-        let p = thread::spawn(move || block_on(producer.run()));
+        let p = thread::spawn(move || block_on(producer));
         let flusher = {
             thread::spawn(move || slot.flush())
         };
@@ -442,7 +442,7 @@ fn c_flush_wakes_a_quiet_producer() {
         let quiet = source.quiet.clone();
         let (producer, rx) = slot.split(Values(source), Config::new()).unwrap();
         let mut rx = ForgetOnPanic(Some(rx));
-        let p = thread::spawn(move || block_on(producer.run()));
+        let p = thread::spawn(move || block_on(producer));
         let flusher = {
             thread::spawn(move || {
                 while !quiet.load(Ordering::SeqCst) {
@@ -451,11 +451,11 @@ fn c_flush_wakes_a_quiet_producer() {
                 slot.flush();
             })
         };
-        let b = block_on(rx.next()).expect("the flushed batch");
+        let b = block_on(rx.recv()).expect("the flushed batch");
         assert_eq!((b.to_vec(), b.info().reason), (vec![0, 1], Flush));
         drop(b);
-        rx.close();
-        assert!(block_on(rx.next()).is_none());
+        rx.slot().close();
+        assert!(block_on(rx.recv()).is_none());
         p.join().unwrap();
         flusher.join().unwrap();
     });
@@ -475,15 +475,15 @@ fn d_receiver_dropped_while_producer_waits() {
                 let slot: &'static TestSlot<1> = Box::leak(Box::new(TestSlot::<1>::new(NoClock)));
                 let (producer, rx) = slot.split(Forever(0), Config::new()).unwrap();
                 let mut rx = ForgetOnPanic(Some(rx));
-                let p = thread::spawn(move || block_on(producer.run()));
+                let p = thread::spawn(move || block_on(producer));
                 if take == 1 {
-                    let b = block_on(rx.next()).expect("a never-ending source");
+                    let b = block_on(rx.recv()).expect("a never-ending source");
                     assert_eq!(b.as_slice(), &[0]);
                 }
                 drop(rx);
                 p.join().unwrap();
                 assert!(slot.is_closed());
-                assert!(slot.stats().items <= take);
+                assert!(slot.stats().items() <= take);
             },
         );
     }

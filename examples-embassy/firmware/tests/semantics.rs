@@ -46,7 +46,7 @@ async fn deadline_from_first_item() -> Outcome {
             channel.try_send(i).map_err(|_| "channel full")?;
             Timer::after_millis(10).await;
         }
-        let batch = rx.next().await.ok_or("no batch")?;
+        let batch = rx.recv().await.ok_or("no batch")?;
         let waited = start.elapsed().as_millis();
         let info = batch.info();
         ensure!(info.reason == FlushReason::Deadline, "reason {:?}", info.reason);
@@ -55,10 +55,10 @@ async fn deadline_from_first_item() -> Outcome {
         ensure!(info.age >= embassy_time::Duration::from_millis(30), "age {:?}", info.age);
         drop(batch);
         slot.close();
-        ensure!(rx.next().await.is_none(), "a batch after close");
+        ensure!(rx.recv().await.is_none(), "a batch after close");
         Ok(())
     };
-    join(producer.run(), test).await.1
+    join(producer, test).await.1
 }
 
 /// A batch leaves as soon as it holds `max_items`, without waiting for its deadline; `close()`
@@ -74,7 +74,7 @@ async fn full_batch() -> Outcome {
             channel.try_send(i).map_err(|_| "channel full")?;
         }
         for want in [[0, 1, 2], [3, 4, 5]] {
-            let batch = rx.next().await.ok_or("no batch")?;
+            let batch = rx.recv().await.ok_or("no batch")?;
             ensure!(
                 batch.info().reason == FlushReason::Full,
                 "reason {:?}",
@@ -96,7 +96,7 @@ async fn full_batch() -> Outcome {
         // leaves items still in the source there).
         settle().await;
         slot.close();
-        let batch = rx.next().await.ok_or("no last batch")?;
+        let batch = rx.recv().await.ok_or("no last batch")?;
         ensure!(
             batch.info().reason == FlushReason::Close,
             "reason {:?}",
@@ -105,7 +105,7 @@ async fn full_batch() -> Outcome {
         ensure!(batch.as_slice() == [6], "items {:?}", batch.as_slice());
         Ok(())
     };
-    join(producer.run(), test).await.1
+    join(producer, test).await.1
 }
 
 /// `flush()` emits the partial batch at once, long before its deadline.
@@ -121,7 +121,7 @@ async fn flush() -> Outcome {
         settle().await;
         let start = Instant::now();
         slot.flush();
-        let batch = rx.next().await.ok_or("no batch")?;
+        let batch = rx.recv().await.ok_or("no batch")?;
         ensure!(
             batch.info().reason == FlushReason::Flush,
             "reason {:?}",
@@ -135,10 +135,10 @@ async fn flush() -> Outcome {
         );
         drop(batch);
         slot.close();
-        ensure!(rx.next().await.is_none(), "a batch after close");
+        ensure!(rx.recv().await.is_none(), "a batch after close");
         Ok(())
     };
-    join(producer.run(), test).await.1
+    join(producer, test).await.1
 }
 
 /// While the caller holds one batch and another is ready, the producer stops pulling: the
@@ -155,7 +155,7 @@ async fn backpressure() -> Outcome {
             settle().await;
         }
         // The caller takes the first batch and keeps it while the sender goes on.
-        let held = rx.next().await.ok_or("no first batch")?;
+        let held = rx.recv().await.ok_or("no first batch")?;
         ensure!(held.as_slice() == [0, 1, 2, 3], "first batch {:?}", held.as_slice());
         while sent < 100 && channel.try_send(sent).is_ok() {
             sent += 1;
@@ -167,20 +167,20 @@ async fn backpressure() -> Outcome {
         drop(held);
         let mut next = 4;
         for _ in 0..2 {
-            let batch = rx.next().await.ok_or("missing batch")?;
+            let batch = rx.recv().await.ok_or("missing batch")?;
             for &r in batch.iter() {
                 ensure!(r == next, "reading {} where {} was due", r, next);
                 next += 1;
             }
         }
         ensure!(next == 12, "got readings up to {}, want 12", next);
-        let waited = slot.stats().producer_waited;
+        let waited = slot.stats().producer_waited();
         ensure!(waited >= Duration::from_millis(5), "producer waited {:?}", waited);
         slot.close();
-        ensure!(rx.next().await.is_none(), "a batch after close");
+        ensure!(rx.recv().await.is_none(), "a batch after close");
         Ok(())
     };
-    join(producer.run(), test).await.1
+    join(producer, test).await.1
 }
 
 #[embassy_executor::main]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use prefetch_batch::{Config, PrefetchExt};
+use prefetch_batch::{BatchExt, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), prefetch_batch::ConfigError> {
@@ -26,6 +26,6 @@ async fn main() -> Result<(), prefetch_batch::ConfigError> {
         tokio::time::sleep(Duration::from_millis(1)).await;
         println!("{:>3} items, {:?}", batch.len(), batch.info.reason);
     }
-    println!("{:?}", batches.stats());
+    println!("{:?}", batches.slot().stats());
     Ok(())
 }

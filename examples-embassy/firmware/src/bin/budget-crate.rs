@@ -8,27 +8,31 @@
 use board::budget::{self, Cs, DEPTH, MAX_WAIT_MS, N, READINGS, Tally};
 use embassy_executor::Spawner;
 
-// ---- prefetch-batch usage, current API (issue 10 will change it): keep it this small. ----
-use prefetch_batch::{Config, Receiver, Slot, StaticProducer, timer::EmbassyTimer};
-static SLOT: Slot<Cs, u32, N, EmbassyTimer> = Slot::new(EmbassyTimer);
-type Batcher = StaticProducer<Cs, u32, N, EmbassyTimer, embassy_sync::channel::Receiver<'static, Cs, u32, DEPTH>>;
-type Batches = Receiver<&'static Slot<Cs, u32, N, EmbassyTimer>>;
+// ---- prefetch-batch usage: the documented embassy pattern. ----
+use prefetch_batch::embassy::{StaticProducer, StaticReceiver};
+use prefetch_batch::{Config, Slot, timer::EmbassyTimer};
+type Readings = Slot<Cs, u32, N, EmbassyTimer>;
+static SLOT: Readings = Slot::new(EmbassyTimer);
+const CONFIG: Config<N> = Config::new()
+    .max_wait(core::time::Duration::from_millis(MAX_WAIT_MS))
+    .checked::<EmbassyTimer>();
+type Batcher = StaticProducer<Readings, embassy_sync::channel::Receiver<'static, Cs, u32, DEPTH>>;
+type Batches = StaticReceiver<Readings>;
 
 #[embassy_executor::task]
 async fn batcher(producer: Batcher) {
-    producer.run().await
+    producer.await
 }
 
-fn split() -> (Batcher, Batches) {
-    let config = Config::new().max_wait(core::time::Duration::from_millis(MAX_WAIT_MS));
-    SLOT.split(READINGS.receiver(), config).unwrap()
+fn split() -> Option<(Batcher, Batches)> {
+    SLOT.split(READINGS.receiver(), CONFIG).ok()
 }
-// ---- end of prefetch-batch usage (plus `batches.next()` below). ----
+// ---- end of prefetch-batch usage (plus `batches.recv()` below). ----
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     budget::start(spawner);
-    let (producer, batches) = split();
+    let Some((producer, batches)) = split() else { budget::panic() };
     match (batcher(producer), consumer(batches)) {
         (Ok(b), Ok(c)) => {
             spawner.spawn(b);
@@ -41,7 +45,7 @@ async fn main(spawner: Spawner) {
 #[embassy_executor::task]
 async fn consumer(mut batches: Batches) {
     let mut tally = Tally::new();
-    while let Some(batch) = batches.next().await {
+    while let Some(batch) = batches.recv().await {
         tally.batch(&batch);
     }
     budget::panic() // the channel never ends, so neither do the batches

@@ -6,18 +6,18 @@
 use core::mem::{size_of, size_of_val};
 
 use prefetch_batch::Stats;
-use sensor_app::batching::{Batcher, Batches, MAX_WAIT, SLOT};
+use sensor_app::batching::{Batcher, Batches, CONFIG, SLOT};
 use sensor_app::{CAPACITY, READINGS, Reading};
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    let config = prefetch_batch::Config::new().max_wait(MAX_WAIT);
-    let (producer, batches) = SLOT.split(READINGS.receiver(), config).unwrap();
-    let run = producer.run();
+    let Ok((run, batches)) = SLOT.split(READINGS.receiver(), CONFIG) else {
+        semihosting::process::exit(2)
+    };
     semihosting::println!("size_of Slot: {}", size_of_val(&SLOT));
     semihosting::println!("size_of Stats snapshot (returned by stats()): {}", size_of::<Stats>());
     semihosting::println!("size_of Producer: {}", size_of::<Batcher>());
-    semihosting::println!("size_of Producer::run future: {}", size_of_val(&run));
+    semihosting::println!("size_of Producer future as stored: {}", size_of_val(&run));
     semihosting::println!("size_of Receiver: {}", size_of::<Batches>());
     semihosting::println!("buffer floor 2*N*size_of(T): {}", 2 * CAPACITY * size_of::<Reading>());
     drop((run, batches));

@@ -1,0 +1,50 @@
+//! Running the producer as an embassy task: a `static` slot and two one-line tasks.
+//!
+//! Embassy tasks cannot be generic, so name the slot type once, put the slot in a `static`, and
+//! let [`StaticProducer`] and [`StaticReceiver`] name the halves from it. A `const`
+//! configuration checked at compile time ([`Config::checked`](crate::Config::checked)) leaves
+//! only one run-time failure, splitting a slot whose earlier halves are alive, which firmware
+//! handles without formatting anything.
+//!
+//! ```ignore
+//! use core::time::Duration;
+//! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
+//! use embassy_sync::channel::{Channel, Receiver as ChannelRx};
+//! use prefetch_batch::embassy::{StaticProducer, StaticReceiver};
+//! use prefetch_batch::{Config, Slot, timer::EmbassyTimer};
+//!
+//! type Readings = Slot<Cs, u32, 32, EmbassyTimer>;   // the only parameter list
+//! static SLOT: Readings = Slot::new(EmbassyTimer);      // in .bss: an empty slot is zero bits
+//! static CHANNEL: Channel<Cs, u32, 64> = Channel::new(); // filled by an interrupt
+//! const CONFIG: Config<32> = Config::new().max_wait(Duration::from_millis(50)).checked::<EmbassyTimer>();
+//!
+//! #[embassy_executor::task]
+//! async fn batcher(producer: StaticProducer<Readings, ChannelRx<'static, Cs, u32, 64>>) {
+//!     producer.await // the producer is the future: stored once in the task
+//! }
+//!
+//! #[embassy_executor::task]
+//! async fn uplink(mut batches: StaticReceiver<Readings>) {
+//!     while let Some(batch) = batches.recv().await {
+//!         // send `batch` (zero-copy); dropping it hands the buffer back
+//!     }
+//! }
+//!
+//! // in main:
+//! let Ok((producer, batches)) = SLOT.split(CHANNEL.receiver(), CONFIG) else { return };
+//! spawner.spawn(batcher(producer).unwrap());
+//! spawner.spawn(uplink(batches).unwrap());
+//! ```
+//!
+//! `examples-embassy` runs exactly this on an emulated Cortex-M4F and Cortex-M0.
+
+use crate::config::Unweighted;
+use crate::producer::Producer;
+use crate::receiver::Receiver;
+use crate::source::Plain;
+
+/// The producer of a `static` slot of type `Sl` over a source `S`: what an embassy task takes.
+pub type StaticProducer<Sl, S, W = Unweighted> = Producer<&'static Sl, S, W, Plain>;
+
+/// The receiver of a `static` slot of type `Sl`: what the consuming task takes.
+pub type StaticReceiver<Sl> = Receiver<&'static Sl, Plain>;
