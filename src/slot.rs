@@ -282,7 +282,7 @@ pub(crate) struct AfterPublish {
 /// - `T`: the item type; `N`: the batch capacity (at least 1, checked at compile time).
 /// - `Tm`: the [`Timer`]; `E`: the source's error type (`Infallible` for plain streams).
 ///
-/// Most code never names a slot: [`for_each_batch`](crate::for_each_batch) and the tokio adapter
+/// Most code never names a slot: [`for_each_batch`](crate::BatchExt::for_each_batch) and the tokio adapter
 /// make their own. Name it to share one between tasks, e.g. in a `static` on embassy:
 ///
 /// ```
