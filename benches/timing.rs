@@ -4,6 +4,9 @@
 //! for `scripts/bench-report`.
 //!
 //! `cargo bench -p prefetch-batch --features tokio --bench timing`; `PB_QUICK=1` for a short pass.
+//! The crate's API is used only through `api` (benches/api/mod.rs).
+
+mod api;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -13,11 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use futures_util::StreamExt as _;
-use prefetch_batch::timer::TokioTimer;
-use prefetch_batch::{Config, PrefetchExt as _, Receiver, Slot, for_each_batch};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::ReceiverStream;
@@ -170,7 +170,6 @@ fn steady_rate(done: &[Instant]) -> f64 {
 fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
     let batches: usize = if quick() { 6 } else { 31 };
     let items = (batches * W3_N) as u64;
-    let config = Config::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
 
     // F in isolation: the source drained as fast as it can go.
@@ -215,12 +214,10 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
             best(&|| {
                 rt.block_on(async {
                     let mut done = Vec::with_capacity(batches);
-                    for_each_batch::<_, _, _, W3_N, _>(FetchSource::new(items), config, TokioTimer, async |_b| {
+                    api::in_task!(FetchSource::new(items), W3_N, generous, |_b| {
                         tokio::time::sleep(p).await;
                         done.push(Instant::now());
-                    })
-                    .await
-                    .unwrap();
+                    });
                     steady_rate(&done)
                 })
             }),
@@ -230,11 +227,10 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
             best(&|| {
                 rt.block_on(async {
                     let mut done = Vec::with_capacity(batches);
-                    let mut s = FetchSource::new(items).prefetch_batches::<W3_N>(config).unwrap();
-                    while let Some(_b) = s.next_batch().await {
+                    api::prefetch_guard!(FetchSource::new(items), W3_N, generous, |_b| {
                         tokio::time::sleep(p).await;
                         done.push(Instant::now());
-                    }
+                    });
                     steady_rate(&done)
                 })
             }),
@@ -379,15 +375,12 @@ impl Record {
 
 fn w4(rt: &tokio::runtime::Runtime, out: &mut String) {
     let run = Duration::from_millis(if quick() { 600 } else { 4000 });
-    let config = Config::new().max_wait(W4_MAX_WAIT);
     let mut rows: Vec<String> = Vec::new();
 
     let r = rt.block_on(async {
         let (src, until) = feeder(run);
         let mut rec = Record::default();
-        for_each_batch::<_, _, _, W4_N, _>(src, config, TokioTimer, async |b| rec.handle(&b).await)
-            .await
-            .unwrap();
+        api::in_task!(src, W4_N, W4_MAX_WAIT, |b| rec.handle(b).await);
         rec.json(until)
     });
     rows.push(format!("\"ours_in_task\":{r}"));
@@ -395,10 +388,7 @@ fn w4(rt: &tokio::runtime::Runtime, out: &mut String) {
     let r = rt.block_on(async {
         let (src, until) = feeder(run);
         let mut rec = Record::default();
-        let mut s = src.prefetch_batches::<W4_N>(config).unwrap();
-        while let Some(b) = s.next_batch().await {
-            rec.handle(&b).await;
-        }
+        api::prefetch_guard!(src, W4_N, W4_MAX_WAIT, |b| rec.handle(b).await);
         rec.json(until)
     });
     rows.push(format!("\"ours_tokio_adapter\":{r}"));
@@ -455,7 +445,6 @@ fn per_batch(rt: &tokio::runtime::Runtime, run: impl Fn(&tokio::runtime::Runtime
 }
 
 fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
-    let config = Config::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
     let mut allocs: Vec<(&str, f64)> = Vec::new();
     allocs.push((
@@ -463,9 +452,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         per_batch(rt, |rt, k| {
             rt.block_on(async {
                 let mut n = 0;
-                for_each_batch::<_, _, _, W5_N, _>(src(k), config, TokioTimer, async |_b| n += 1)
-                    .await
-                    .unwrap();
+                api::in_task!(src(k), W5_N, generous, |_b| n += 1);
                 n
             })
         }),
@@ -474,15 +461,8 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         "ours_zero_copy",
         per_batch(rt, |rt, k| {
             rt.block_on(async {
-                let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
-                let (producer, mut rx) = slot.split(src(k), config).unwrap();
                 let mut n = 0;
-                prefetch_batch::executor::join(producer.run(), async {
-                    while let Some(_b) = rx.next().await {
-                        n += 1;
-                    }
-                })
-                .await;
+                api::zero_copy!(src(k), W5_N, generous, |_b| n += 1);
                 n
             })
         }),
@@ -491,11 +471,8 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         "ours_tokio_adapter",
         per_batch(rt, |rt, k| {
             rt.block_on(async {
-                let mut s = src(k).prefetch_batches::<W5_N>(config).unwrap();
                 let mut n = 0;
-                while let Some(_b) = s.next_batch().await {
-                    n += 1;
-                }
+                api::prefetch_guard!(src(k), W5_N, generous, |_b| n += 1);
                 n
             })
         }),
@@ -564,31 +541,16 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     // buffer memory on the heap at steady state (one batch filling, one with the caller).
     let buffers = 2 * W5_N * size_of::<u64>();
     let size_src = size_of::<Src>();
-    let slot = Slot::<NoopRawMutex, u64, W5_N, TokioTimer>::new(TokioTimer);
-    let (producer, rx) = slot.split(src(1), config).unwrap();
-    let run = producer.run();
-    let zero_copy = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>() + size_of_val(&run) - size_src
-        + size_of::<Receiver<&Slot<NoopRawMutex, u64, W5_N, TokioTimer>>>();
+    let ours = api::state_sizes::<_, W5_N>(|| src(1));
+    let (zero_copy, in_task, slot_size, stats_size, run_size, producer_size) = (
+        ours.zero_copy,
+        ours.in_task,
+        ours.slot,
+        ours.stats,
+        ours.producer_run,
+        ours.producer,
+    );
     let sleep = size_of::<Sleep>();
-    let slot_size = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>();
-    let stats_size = size_of::<prefetch_batch::Stats>();
-    let run_size = size_of_val(&run) - size_src;
-    let producer_size = size_of::<
-        prefetch_batch::Producer<
-            &Slot<NoopRawMutex, u64, W5_N, TokioTimer>,
-            Src,
-            prefetch_batch::Unweighted,
-            prefetch_batch::source::Plain,
-        >,
-    >() - size_src;
-    drop((run, rx));
-    let mut n = 0;
-    let in_task = size_of_val(&for_each_batch::<_, _, _, W5_N, _>(
-        src(1),
-        config,
-        TokioTimer,
-        async |_b| n += 1,
-    )) - size_src;
     let vec_heap = W5_N * size_of::<u64>();
     let tokio_ct = size_of::<tokio_stream::adapters::ChunksTimeout<Src>>() - size_src;
     let fb_ct = size_of::<futures_batch::ChunksTimeout<Src>>() - size_src;
@@ -620,64 +582,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     .unwrap();
 }
 
-/// One run of a workload 1 contender, for instruction counts under callgrind:
-/// `timing w1-one CONTENDER ITEMS` (see `scripts/bench-callgrind`).
-fn w1_one(name: &str, items: u64) {
-    let rt = runtime();
-    let config = Config::new().max_wait(Duration::from_secs(1));
-    let generous = Duration::from_secs(1);
-    let src = futures_util::stream::iter(0..items);
-    let sum = |b: &[u64]| b.iter().fold(0u64, |a, &x| a.wrapping_add(x));
-    let acc = rt.block_on(async {
-        let mut acc = 0u64;
-        match name {
-            "ours_in_task" => {
-                for_each_batch::<_, _, _, W5_N, _>(src, config, TokioTimer, async |b| acc = acc.wrapping_add(sum(&b)))
-                    .await
-                    .unwrap();
-            }
-            "ours_zero_copy" => {
-                let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
-                let (producer, mut rx) = slot.split(src, config).unwrap();
-                prefetch_batch::executor::join(producer.run(), async {
-                    while let Some(b) = rx.next().await {
-                        acc = acc.wrapping_add(sum(&b));
-                    }
-                })
-                .await;
-            }
-            "tokio_stream_chunks_timeout" => {
-                let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(src, W5_N, generous));
-                while let Some(b) = s.next().await {
-                    acc = acc.wrapping_add(sum(&b));
-                }
-            }
-            "futures_batch_chunks_timeout" => {
-                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
-                    src, W5_N, generous
-                ));
-                while let Some(b) = s.next().await {
-                    acc = acc.wrapping_add(sum(&b));
-                }
-            }
-            "futures_util_ready_chunks" => {
-                let mut s = src.ready_chunks(W5_N);
-                while let Some(b) = s.next().await {
-                    acc = acc.wrapping_add(sum(&b));
-                }
-            }
-            other => panic!("unknown contender {other}"),
-        }
-        acc
-    });
-    std::hint::black_box(acc);
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("w1-one") {
-        return w1_one(&args[2], args[3].parse().unwrap());
-    }
     // `cargo bench` passes `--bench`; a filter argument picks workloads: w3, w4, w5.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |w: &str| filter.is_empty() || filter.iter().any(|f| f == w);
