@@ -4,7 +4,7 @@
 //!
 //! Shared by `peers.rs` and `timing.rs` as `mod api;` (a directory, so cargo does not take it for
 //! a bench target of its own).
-#![allow(dead_code, unused_macros)] // each bench binary uses a subset
+#![allow(dead_code, unused_macros, unused_imports)] // each bench binary uses a subset
 
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
