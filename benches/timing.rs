@@ -4,6 +4,9 @@
 //! for `scripts/bench-report`.
 //!
 //! `cargo bench -p prefetch-batch --features tokio --bench timing`; `PB_QUICK=1` for a short pass.
+//! The crate's API is used only through `api` (benches/api/mod.rs).
+
+mod api;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -13,13 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use futures_util::StreamExt as _;
-use prefetch_batch::timer::TokioTimer;
-use std::cell::{Cell, RefCell};
-
-use prefetch_batch::{BatchExt as _, Config, Receiver, Slot};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::ReceiverStream;
@@ -172,7 +170,6 @@ fn steady_rate(done: &[Instant]) -> f64 {
 fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
     let batches: usize = if quick() { 6 } else { 31 };
     let items = (batches * W3_N) as u64;
-    let config = Config::<W3_N>::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
 
     // F in isolation: the source drained as fast as it can go.
@@ -216,15 +213,12 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
             "ours_in_task",
             best(&|| {
                 rt.block_on(async {
-                    let done = RefCell::new(Vec::with_capacity(batches));
-                    FetchSource::new(items)
-                        .for_each_batch(config, TokioTimer, |_b| async {
-                            tokio::time::sleep(p).await;
-                            done.borrow_mut().push(Instant::now());
-                        })
-                        .await
-                        .unwrap();
-                    steady_rate(&done.into_inner())
+                    let done = &std::cell::RefCell::new(Vec::with_capacity(batches));
+                    api::in_task_async!(FetchSource::new(items), W3_N, generous, |_b| {
+                        tokio::time::sleep(p).await;
+                        done.borrow_mut().push(Instant::now());
+                    });
+                    steady_rate(&done.borrow())
                 })
             }),
         );
@@ -233,11 +227,10 @@ fn w3(rt: &tokio::runtime::Runtime, out: &mut String) {
             best(&|| {
                 rt.block_on(async {
                     let mut done = Vec::with_capacity(batches);
-                    let mut s = FetchSource::new(items).prefetch_batches::<W3_N>(config).unwrap();
-                    while let Some(_b) = s.recv().await {
+                    api::prefetch_guard!(FetchSource::new(items), W3_N, generous, |_b| {
                         tokio::time::sleep(p).await;
                         done.push(Instant::now());
-                    }
+                    });
                     steady_rate(&done)
                 })
             }),
@@ -387,33 +380,24 @@ impl Record {
 
 fn w4(rt: &tokio::runtime::Runtime, out: &mut String) {
     let run = Duration::from_millis(if quick() { 600 } else { 4000 });
-    let config = Config::<W4_N>::new().max_wait(W4_MAX_WAIT);
     let mut rows: Vec<String> = Vec::new();
 
     let r = rt.block_on(async {
         let (src, until) = feeder(run);
-        let rec = RefCell::new(Record::default());
-        src.for_each_batch(config, TokioTimer, |b| {
-            rec.borrow_mut().begin(&b);
-            let rec = &rec;
-            async move {
-                tokio::time::sleep(W4_HANDLER).await;
-                rec.borrow_mut().end.push(Instant::now());
-            }
-        })
-        .await
-        .unwrap();
-        rec.into_inner().json(until)
+        let rec = &std::cell::RefCell::new(Record::default());
+        api::in_task_async!(src, W4_N, W4_MAX_WAIT, |b| {
+            rec.borrow_mut().begin(b);
+            tokio::time::sleep(W4_HANDLER).await;
+            rec.borrow_mut().end.push(Instant::now());
+        });
+        rec.borrow().json(until)
     });
     rows.push(format!("\"ours_in_task\":{r}"));
 
     let r = rt.block_on(async {
         let (src, until) = feeder(run);
         let mut rec = Record::default();
-        let mut s = src.prefetch_batches::<W4_N>(config).unwrap();
-        while let Some(b) = s.recv().await {
-            rec.handle(&b).await;
-        }
+        api::prefetch_guard!(src, W4_N, W4_MAX_WAIT, |b| rec.handle(b).await);
         rec.json(until)
     });
     rows.push(format!("\"ours_tokio_adapter\":{r}"));
@@ -470,7 +454,6 @@ fn per_batch(rt: &tokio::runtime::Runtime, run: impl Fn(&tokio::runtime::Runtime
 }
 
 fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
-    let config = Config::<W5_N>::new().max_wait(Duration::from_secs(1));
     let generous = Duration::from_secs(1);
     let mut allocs: Vec<(&str, f64)> = Vec::new();
     allocs.push((
@@ -478,13 +461,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         per_batch(rt, |rt, k| {
             rt.block_on(async {
                 let mut n = 0;
-                src(k)
-                    .for_each_batch(config, TokioTimer, |_b| {
-                        n += 1;
-                        async {}
-                    })
-                    .await
-                    .unwrap();
+                api::in_task!(src(k), W5_N, generous, |_b| n += 1);
                 n
             })
         }),
@@ -493,15 +470,8 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         "ours_zero_copy",
         per_batch(rt, |rt, k| {
             rt.block_on(async {
-                let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
-                let (producer, mut rx) = slot.split(src(k), config).unwrap();
                 let mut n = 0;
-                prefetch_batch::testing::join(producer, async {
-                    while let Some(_b) = rx.recv().await {
-                        n += 1;
-                    }
-                })
-                .await;
+                api::zero_copy!(src(k), W5_N, generous, |_b| n += 1);
                 n
             })
         }),
@@ -510,11 +480,8 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
         "ours_tokio_adapter",
         per_batch(rt, |rt, k| {
             rt.block_on(async {
-                let mut s = src(k).prefetch_batches::<W5_N>(config).unwrap();
                 let mut n = 0;
-                while let Some(_b) = s.recv().await {
-                    n += 1;
-                }
+                api::prefetch_guard!(src(k), W5_N, generous, |_b| n += 1);
                 n
             })
         }),
@@ -583,29 +550,16 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     // buffer memory on the heap at steady state (one batch filling, one with the caller).
     let buffers = 2 * W5_N * size_of::<u64>();
     let size_src = size_of::<Src>();
-    let slot = Slot::<NoopRawMutex, u64, W5_N, TokioTimer>::new(TokioTimer);
-    let (producer, rx) = slot.split(src(1), config).unwrap();
-    let run = producer;
-    let zero_copy = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>() + size_of_val(&run) - size_src
-        + size_of::<Receiver<&Slot<NoopRawMutex, u64, W5_N, TokioTimer>>>();
+    let ours = api::state_sizes::<_, W5_N>(|| src(1));
+    let (zero_copy, in_task, slot_size, stats_size, run_size, producer_size) = (
+        ours.zero_copy,
+        ours.in_task,
+        ours.slot,
+        ours.stats,
+        ours.producer_run,
+        ours.producer,
+    );
     let sleep = size_of::<Sleep>();
-    let slot_size = size_of::<Slot<NoopRawMutex, u64, W5_N, TokioTimer>>();
-    let stats_size = size_of::<prefetch_batch::Stats>();
-    let run_size = size_of_val(&run) - size_src;
-    let producer_size = size_of::<
-        prefetch_batch::Producer<
-            &Slot<NoopRawMutex, u64, W5_N, TokioTimer>,
-            Src,
-            prefetch_batch::Unweighted,
-            prefetch_batch::source::Plain,
-        >,
-    >() - size_src;
-    drop((run, rx));
-    let n = Cell::new(0);
-    let in_task = size_of_val(&src(1).for_each_batch(config, TokioTimer, |_b| {
-        n.set(n.get() + 1);
-        async {}
-    })) - size_src;
     let vec_heap = W5_N * size_of::<u64>();
     let tokio_ct = size_of::<tokio_stream::adapters::ChunksTimeout<Src>>() - size_src;
     let fb_ct = size_of::<futures_batch::ChunksTimeout<Src>>() - size_src;
@@ -637,67 +591,7 @@ fn w5(rt: &tokio::runtime::Runtime, out: &mut String) {
     .unwrap();
 }
 
-/// One run of a workload 1 contender, for instruction counts under callgrind:
-/// `timing w1-one CONTENDER ITEMS` (see `scripts/bench-callgrind`).
-fn w1_one(name: &str, items: u64) {
-    let rt = runtime();
-    let config = Config::<W5_N>::new().max_wait(Duration::from_secs(1));
-    let generous = Duration::from_secs(1);
-    let src = futures_util::stream::iter(0..items);
-    let sum = |b: &[u64]| b.iter().fold(0u64, |a, &x| a.wrapping_add(x));
-    let acc = rt.block_on(async {
-        let mut acc = 0u64;
-        match name {
-            "ours_in_task" => {
-                src.for_each_batch(config, TokioTimer, |b| {
-                    acc = acc.wrapping_add(sum(&b));
-                    async {}
-                })
-                .await
-                .unwrap();
-            }
-            "ours_zero_copy" => {
-                let slot = Slot::<NoopRawMutex, u64, W5_N, _>::new(TokioTimer);
-                let (producer, mut rx) = slot.split(src, config).unwrap();
-                prefetch_batch::testing::join(producer, async {
-                    while let Some(b) = rx.recv().await {
-                        acc = acc.wrapping_add(sum(&b));
-                    }
-                })
-                .await;
-            }
-            "tokio_stream_chunks_timeout" => {
-                let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(src, W5_N, generous));
-                while let Some(b) = s.next().await {
-                    acc = acc.wrapping_add(sum(&b));
-                }
-            }
-            "futures_batch_chunks_timeout" => {
-                let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
-                    src, W5_N, generous
-                ));
-                while let Some(b) = s.next().await {
-                    acc = acc.wrapping_add(sum(&b));
-                }
-            }
-            "futures_util_ready_chunks" => {
-                let mut s = src.ready_chunks(W5_N);
-                while let Some(b) = s.next().await {
-                    acc = acc.wrapping_add(sum(&b));
-                }
-            }
-            other => panic!("unknown contender {other}"),
-        }
-        acc
-    });
-    std::hint::black_box(acc);
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("w1-one") {
-        return w1_one(&args[2], args[3].parse().unwrap());
-    }
     // `cargo bench` passes `--bench`; a filter argument picks workloads: w3, w4, w5.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |w: &str| filter.is_empty() || filter.iter().any(|f| f == w);
