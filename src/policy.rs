@@ -126,7 +126,8 @@ pub(crate) struct Fill<I: Instant> {
     pub(crate) weight: usize,
     /// The batch length at which a burst next reads the clock for the deadline (0: never).
     pub(crate) check_len: usize,
-    /// Items between the last two clock reads, and when the last one was.
+    /// Items between the last two clock reads (carried to the next batch), and when the last
+    /// one was.
     stride: usize,
     checked_at: Option<I>,
 }
@@ -139,9 +140,17 @@ impl<I: Instant> Fill<I> {
             idle_at: None,
             weight: 0,
             check_len: 0,
-            stride: 0,
+            stride: 1,
             checked_at: None,
         }
+    }
+
+    /// The state for the next batch: empty, with the stride this one learned, at most half a
+    /// batch (so a source that turns slow is looked at within half a batch, then closely).
+    pub(crate) fn next(&self, max_items: usize) -> Self {
+        let mut next = Self::new();
+        next.stride = self.stride.min(max_items / 2).max(1);
+        next
     }
 
     /// The first item of the batch was pulled at `at`.
@@ -150,16 +159,16 @@ impl<I: Instant> Fill<I> {
         self.deadline = max_wait.and_then(|d| at.checked_add(d));
         if self.deadline.is_some() {
             self.checked_at = Some(at);
-            self.stride = 1;
-            self.check_len = 2;
+            self.check_len = 1 + self.stride;
         }
     }
 
     /// A burst reached `check_len` items at `now`: whether the deadline has passed. If not, plans
     /// the next look so that, at the rate items arrived since the last look, it falls at most one
     /// item after the deadline: the stride doubles while the deadline is far, and shrinks as it
-    /// nears. An always-ready source that is fast costs about log2(N) clock reads per batch; one
-    /// that is slow is cut within one item of `max_wait`.
+    /// nears. The stride carries over to the next batch (at most half a batch): an always-ready
+    /// source that is fast costs about log2(N) clock reads for its first batch and one per batch
+    /// after that; one that is slow is cut within one item of `max_wait`.
     pub(crate) fn deadline_passed(&mut self, now: I, len: usize) -> bool {
         let (Some(deadline), Some(last)) = (self.deadline, self.checked_at) else {
             self.check_len = 0;

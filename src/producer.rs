@@ -609,7 +609,8 @@ where
         }
         let Some(t) = self.own.take() else { unreachable!() };
         self.closing |= self.stop_on_error;
-        let fill = core::mem::replace(&mut self.fill, Fill::new());
+        let next = self.fill.next(self.limits.max_items);
+        let fill = core::mem::replace(&mut self.fill, next);
         let p = Published {
             reason: FlushReason::Error,
             first_at: fill.first_at,
@@ -666,7 +667,8 @@ where
             return None;
         }
         let t = self.own.take()?;
-        let fill = core::mem::replace(&mut self.fill, Fill::new());
+        let next = self.fill.next(self.limits.max_items);
+        let fill = core::mem::replace(&mut self.fill, next);
         let p = Published {
             reason,
             first_at: fill.first_at,
