@@ -36,7 +36,41 @@
 //! spawner.spawn(uplink(batches).unwrap());
 //! ```
 //!
-//! `examples-embassy` runs exactly this on an emulated Cortex-M4F and Cortex-M0.
+//! `examples-embassy` runs exactly this on an emulated Cortex-M4F and Cortex-M0. The same
+//! pattern, with the two tasks' bodies run by a test executor and virtual time:
+//!
+//! ```
+//! use core::time::Duration;
+//! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
+//! use prefetch_batch::embassy::{StaticProducer, StaticReceiver};
+//! use prefetch_batch::{Config, FlushReason, Slot, testing, timer::ManualClock};
+//!
+//! static CLOCK: ManualClock = ManualClock::new();
+//! type Readings = Slot<Cs, u32, 4, &'static ManualClock>;
+//! static SLOT: Readings = Slot::new(&CLOCK);
+//! const CONFIG: Config<4> = Config::new().max_wait(Duration::from_millis(50)).checked::<&ManualClock>();
+//! type Source = testing::Iter<core::ops::Range<u32>>;
+//!
+//! async fn batcher(producer: StaticProducer<Readings, Source>) {
+//!     producer.await
+//! }
+//!
+//! async fn uplink(mut batches: StaticReceiver<Readings>) -> Vec<(Vec<u32>, FlushReason)> {
+//!     let mut sent = Vec::new();
+//!     while let Some(batch) = batches.recv().await {
+//!         sent.push((batch.to_vec(), batch.info().reason));
+//!     }
+//!     sent
+//! }
+//!
+//! let Ok((producer, batches)) = SLOT.split(testing::iter(0..6), CONFIG) else { unreachable!() };
+//! let sent = CLOCK.block_on(async {
+//!     let mut sent = Vec::new();
+//!     testing::join(batcher(producer), async { sent = uplink(batches).await }).await;
+//!     sent
+//! });
+//! assert_eq!(sent, [(vec![0, 1, 2, 3], FlushReason::Full), (vec![4, 5], FlushReason::End)]);
+//! ```
 
 use crate::config::Unweighted;
 use crate::producer::Producer;

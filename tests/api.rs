@@ -133,3 +133,23 @@ fn remainder_counts_and_debug_output() {
     assert_eq!(rest.collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
     assert!(slot.is_closed());
 }
+
+/// `ManualClock` needs no critical section: with `StdRawMutex` it lives in a `static` and drives a
+/// batcher like the default one.
+#[cfg(feature = "std")]
+#[test]
+fn manual_clock_without_a_critical_section() {
+    use prefetch_batch::StdRawMutex;
+    use prefetch_batch::timer::ManualClock;
+    static CLOCK: ManualClock<StdRawMutex> = ManualClock::with_lock();
+    let mut seen = vec![];
+    CLOCK
+        .block_on(
+            testing::iter(0..10u32).for_each_batch(Config::<4>::new().max_wait(ms(5)), &CLOCK, |b| {
+                seen.push(b.len());
+                async {}
+            }),
+        )
+        .unwrap();
+    assert_eq!(seen, [4, 4, 2]);
+}

@@ -1,5 +1,9 @@
 //! [`ManualClock`]: virtual time for deterministic tests on any executor.
 //!
+//! It locks with a critical section by default: a crate with no `critical-section`
+//! implementation (the linker then reports `_critical_section_1_0_acquire`) uses
+//! `ManualClock<StdRawMutex>` (feature `std`) or, on one thread, `ManualClock<NoopRawMutex>`.
+//!
 //! Time only moves when you call [`ManualClock::advance`] (or [`ManualClock::advance_to_next`]),
 //! so a test that batches with it never depends on how fast the machine is. It needs no heap and
 //! can live in a `static`. Pick it to test batching logic without a runtime; pick tokio's paused
@@ -13,7 +17,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use embassy_sync::blocking_mutex::Mutex;
-use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
 
 use super::Timer;
 
@@ -28,7 +32,17 @@ struct Inner {
 
 /// A virtual clock, in nanoseconds since it was created, advanced only by hand.
 ///
-/// `&ManualClock` implements [`Timer`].
+/// `&ManualClock` implements [`Timer`]. `M` is the lock around its state: a critical section by
+/// default; [`StdRawMutex`](crate::StdRawMutex) or `NoopRawMutex` where the crate has no
+/// `critical-section` implementation.
+///
+/// ```
+/// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+/// use prefetch_batch::timer::{ManualClock, Timer};
+/// let clock = ManualClock::<NoopRawMutex>::with_lock(); // no critical section needed
+/// clock.advance(core::time::Duration::from_millis(1));
+/// assert_eq!((&clock).now(), core::time::Duration::from_millis(1));
+/// ```
 ///
 /// ```
 /// use core::time::Duration;
@@ -38,34 +52,42 @@ struct Inner {
 /// CLOCK.advance(Duration::from_millis(3));
 /// assert_eq!(CLOCK.elapsed(), Duration::from_millis(3));
 /// ```
-pub struct ManualClock {
-    inner: Mutex<CriticalSectionRawMutex, RefCell<Inner>>,
+pub struct ManualClock<M: RawMutex = CriticalSectionRawMutex> {
+    inner: Mutex<M, RefCell<Inner>>,
     /// Set by the wakers [`ManualClock::block_on`] hands out.
     woken: AtomicBool,
 }
 
-impl Default for ManualClock {
+impl<M: RawMutex> Default for ManualClock<M> {
     fn default() -> Self {
-        Self::new()
+        Self::with_lock()
     }
 }
 
-impl core::fmt::Debug for ManualClock {
+impl<M: RawMutex> core::fmt::Debug for ManualClock<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ManualClock").field("now", &self.elapsed()).finish()
     }
 }
 
 #[cfg(feature = "defmt")]
-impl defmt::Format for ManualClock {
+impl<M: RawMutex> defmt::Format for ManualClock<M> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "ManualClock {{ now: {} }}", self.elapsed())
     }
 }
 
 impl ManualClock {
-    /// A clock at time zero with no sleepers.
+    /// A clock at time zero with no sleepers, locked with a critical section.
     pub const fn new() -> Self {
+        Self::with_lock()
+    }
+}
+
+impl<M: RawMutex> ManualClock<M> {
+    /// A clock at time zero with no sleepers, locked with `M` (for a crate with no
+    /// `critical-section` implementation: `StdRawMutex`, or `NoopRawMutex` on one thread).
+    pub const fn with_lock() -> Self {
         const NONE: Option<(Duration, Waker)> = None;
         Self {
             inner: Mutex::new(RefCell::new(Inner {
@@ -164,32 +186,32 @@ impl ManualClock {
 /// The sleep future of [`ManualClock`].
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
-pub struct ManualSleep<'a> {
-    clock: &'a ManualClock,
+pub struct ManualSleep<'a, M: RawMutex = CriticalSectionRawMutex> {
+    clock: &'a ManualClock<M>,
     at: Duration,
 }
 
-impl Future for ManualSleep<'_> {
+impl<M: RawMutex> Future for ManualSleep<'_, M> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         self.clock.poll_sleep(self.at, cx)
     }
 }
 
-impl<'a> Timer for &'a ManualClock {
+impl<'a, M: RawMutex> Timer for &'a ManualClock<M> {
     type Instant = Duration;
-    type Sleep = ManualSleep<'a>;
+    type Sleep = ManualSleep<'a, M>;
     const MAX_DURATION: Duration = Duration::from_secs(u64::MAX / 4);
 
     fn now(&self) -> Duration {
         self.elapsed()
     }
-    fn sleep_until(&self, at: Duration) -> ManualSleep<'a> {
+    fn sleep_until(&self, at: Duration) -> ManualSleep<'a, M> {
         ManualSleep { clock: self, at }
     }
 }
 
-impl ManualClock {
+impl<M: RawMutex> ManualClock<M> {
     /// Runs `fut` to completion on this thread in virtual time: whenever `fut` waits and nothing
     /// woke it, the clock jumps to the earliest pending sleep (tokio's auto-advance, for any
     /// future). No heap, no threads. Run one `block_on` per clock at a time.
@@ -216,17 +238,17 @@ impl ManualClock {
             RawWaker::new(p, &VTABLE)
         }
         fn wake(p: *const ()) {
-            // SAFETY: `p` was made from a `&'static ManualClock` below, so it is valid forever.
-            unsafe { &*(p as *const ManualClock) }
-                .woken
-                .store(true, Ordering::Release);
+            // SAFETY: `p` was made from the `woken` flag of a `&'static ManualClock` below, so it
+            // is valid forever.
+            unsafe { &*(p as *const AtomicBool) }.store(true, Ordering::Release);
         }
         fn drop(_: *const ()) {}
         static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
 
         // SAFETY: the vtable upholds the `RawWaker` contract (clone copies the pointer, wake only
-        // stores to an atomic, drop does nothing), and the pointer is to a `'static` clock.
-        let waker = unsafe { Waker::from_raw(RawWaker::new(self as *const ManualClock as *const (), &VTABLE)) };
+        // stores to an atomic, drop does nothing), and the pointer is to the `'static` clock's
+        // flag, an atomic: the waker may be used from any thread.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(&self.woken as *const AtomicBool as *const (), &VTABLE)) };
         let mut cx = Context::from_waker(&waker);
         let mut fut = core::pin::pin!(fut);
         self.woken.store(true, Ordering::Release);
