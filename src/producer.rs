@@ -337,7 +337,10 @@ where
         if self.done {
             return Poll::Ready(());
         }
-        let control = self.slot.producer_control(cx);
+        // One critical section: the controls, and room if the producer holds no buffer and has
+        // no item waiting to be placed (that one claims room by itself).
+        let need_room = self.own.is_none() && !self.parked;
+        let (control, mut room) = self.slot.producer_step(cx, &self.limits, need_room);
         self.closing |= control.closed;
         self.close_when_idle |= control.close_when_idle;
         if control.flush {
@@ -374,7 +377,7 @@ where
             }
             // Never pull an item there is no room for: that is the backpressure.
             if self.own.is_none() {
-                match self.slot.room(cx, &self.limits) {
+                match room.take().unwrap_or_else(|| self.slot.room(cx, &self.limits)) {
                     Room::Open => {}
                     Room::Own(t) => self.own = Some(t),
                     Room::None => return Poll::Pending,

@@ -78,13 +78,13 @@ struct State<T, I: Instant, E> {
     receiver: Attach,
     /// The receiver is parked in `poll_take`, waiting for a batch.
     consumer_waiting: bool,
+    /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
+    /// again while this changes, instead of a round trip through the executor.
+    handoffs: u32,
     /// The producer handed a batch to a waiting receiver and waits until it is taken: wake it then.
     producer_awaits_take: bool,
     producer_waker: Registration,
     consumer_waker: Registration,
-    /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
-    /// again while this changes, instead of a round trip through the executor.
-    handoffs: u32,
     /// Set while the in-task driver polls both halves in one task: a handoff's wake-up would be
     /// for that same task, which polls again by itself while handoffs happen, so it is skipped.
     driven: bool,
@@ -366,10 +366,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 producer: Attach::None,
                 receiver: Attach::None,
                 consumer_waiting: false,
+                handoffs: 0,
                 producer_awaits_take: false,
                 producer_waker: Registration::new(),
                 consumer_waker: Registration::new(),
-                handoffs: 0,
                 driven: false,
                 #[cfg(feature = "stats")]
                 waits: Waits {
@@ -516,12 +516,20 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     // ----- producer side -----
 
-    /// Reads and clears the control requests, and registers the producer's waker so a later
-    /// flush, close or hand-back reaches it wherever it is waiting (source, timer or buffer).
-    pub(crate) fn producer_control(&self, cx: &mut Context<'_>) -> Control {
+    /// Begins a producer step in one critical section: reads and clears the control requests,
+    /// registers the producer's waker (so a later flush, close or hand-back reaches it wherever it
+    /// waits: source, timer or buffer), and, if it has no buffer, finds room (see [`Slot::room`]).
+    pub(crate) fn producer_step(
+        &self,
+        cx: &mut Context<'_>,
+        limits: &Limits<impl Copy>,
+        need_room: bool,
+    ) -> (Control, Option<Room>) {
         self.with(|s| {
             s.producer_waker.register(cx.waker(), s.driven);
-            Self::read_control(s)
+            let control = Self::read_control(s);
+            let room = (need_room && !control.closed && !control.flush).then(|| self.room_locked(s, cx, limits));
+            (control, room)
         })
     }
 
@@ -540,28 +548,30 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// buffer. Registers the producer's waker when there is none, in the same critical section,
     /// so a buffer handed back afterwards always wakes it.
     pub(crate) fn room(&self, cx: &mut Context<'_>, limits: &Limits<impl Copy>) -> Room {
-        self.with(|s| {
-            if let Some(i) = s.open {
-                if !limits.is_full(self.locked_buf(s, i).len(), s.open_weight) {
-                    return Room::Open;
-                }
-                s.open = None;
+        self.with(|s| self.room_locked(s, cx, limits))
+    }
+
+    fn room_locked(&self, s: &mut State<T, Tm::Instant, E>, cx: &mut Context<'_>, limits: &Limits<impl Copy>) -> Room {
+        if let Some(i) = s.open {
+            if !limits.is_full(self.locked_buf(s, i).len(), s.open_weight) {
+                return Room::Open;
             }
-            match s.claim(cx) {
-                Some(t) => {
-                    #[cfg(feature = "stats")]
-                    self.producer_wait_ends(s);
-                    Room::Own(t)
-                }
-                None => {
-                    #[cfg(feature = "stats")]
-                    if s.waits.producer == Wait::No {
-                        s.waits.producer = self.wait_start(s.driven);
-                    }
-                    Room::None
-                }
+            s.open = None;
+        }
+        match s.claim(cx) {
+            Some(t) => {
+                #[cfg(feature = "stats")]
+                self.producer_wait_ends(s);
+                Room::Own(t)
             }
-        })
+            None => {
+                #[cfg(feature = "stats")]
+                if s.waits.producer == Wait::No {
+                    s.waits.producer = self.wait_start(s.driven);
+                }
+                Room::None
+            }
+        }
     }
 
     /// Appends `item` (of weight `w`) to the newest ready batch if it is still open and the item
