@@ -425,6 +425,38 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         }
     }
 
+    /// Runs this slot's producer and a consumer of its receiver in the current task, until both
+    /// are done: the one-task driver for zero-copy code. Between the two halves it hands batches
+    /// over within one poll of the task, with no wake-up through the executor (a generic `join`
+    /// costs one trip through the executor per handoff).
+    ///
+    /// `producer` must be this slot's producer (from [`Slot::split`]); with another future, the
+    /// consumer would wait for batches nobody publishes here.
+    ///
+    /// ```
+    /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+    /// use prefetch_batch::{Config, Slot, testing, timer::ManualClock};
+    ///
+    /// static CLOCK: ManualClock = ManualClock::new();
+    /// let slot: Slot<NoopRawMutex, u32, 4, _> = Slot::new(&CLOCK);
+    /// let (producer, mut rx) = slot.split(testing::iter(0..10), Config::new()).unwrap();
+    /// let sizes = CLOCK.block_on(slot.join(producer, async {
+    ///     let mut sizes = Vec::new();
+    ///     while let Some(batch) = rx.recv().await {
+    ///         sizes.push(batch.len()); // zero-copy: the guard lends the buffer
+    ///     }
+    ///     sizes
+    /// }));
+    /// assert_eq!(sizes, [4, 4, 2]);
+    /// ```
+    pub async fn join<P, C>(&self, producer: P, consumer: C) -> C::Output
+    where
+        P: core::future::Future<Output = ()>,
+        C: core::future::Future,
+    {
+        crate::executor::join_slot(self, producer, consumer).await
+    }
+
     /// Whether [`Slot::close`] was called (or the receiver is gone).
     pub fn is_closed(&self) -> bool {
         self.with(|s| s.closed)

@@ -56,14 +56,14 @@ macro_rules! in_task_async {
 }
 pub(crate) use in_task_async;
 
-/// Zero-copy: `Slot::split`, `testing::join`, `Receiver::recv` guards.
+/// Zero-copy: `Slot::split`, `Slot::join`, `Receiver::recv` guards.
 macro_rules! zero_copy {
     ($src:expr, $n:expr, $wait:expr, |$b:ident| $body:expr) => {{
         let slot = prefetch_batch::Slot::<embassy_sync::blocking_mutex::raw::NoopRawMutex, _, { $n }, _>::new(
             prefetch_batch::timer::TokioTimer,
         );
         let (producer, mut rx) = slot.split($src, prefetch_batch::Config::new().max_wait($wait)).unwrap();
-        prefetch_batch::testing::join(producer, async {
+        slot.join(producer, async {
             while let Some(guard) = rx.recv().await {
                 let $b: &[_] = &guard;
                 $body

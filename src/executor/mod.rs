@@ -11,6 +11,7 @@
 //! - **as an embassy task**: a `static` slot; see [`embassy`](crate::embassy).
 
 mod in_task;
+pub(crate) use in_task::join_slot;
 pub use in_task::{BatchExt, TaskRawMutex, TaskSlot};
 
 #[cfg(feature = "tokio")]
