@@ -147,11 +147,12 @@ fn current_thread() -> tokio::runtime::Runtime {
 // Workload 2: a sender task into `mpsc::channel(1024)`, a consumer task batching it; tokio
 // multi-thread runtime, 2 workers.
 
-const W2: [&str; 4] = [
+const W2: [&str; 5] = [
     "tokio_recv_many_timeout",
     "tokio_stream_chunks_timeout",
     "ours_prefetch_guard",
     "ours_prefetch_stream",
+    "ours_prefetch_bulk",
 ];
 
 /// The sending side of workload 2: a task that sends `0..n` into a bounded channel.
@@ -204,6 +205,7 @@ async fn w2_run(name: &'static str, n: u64) -> u64 {
                 acc.wrapping_add(sum(b))),
             "ours_prefetch_stream" => api::prefetch_stream!(ReceiverStream::new(feed(n)), N, MAX_WAIT, |b| acc =
                 acc.wrapping_add(sum(b))),
+            "ours_prefetch_bulk" => api::prefetch_bulk!(feed(n), N, MAX_WAIT, |b| acc = acc.wrapping_add(sum(b))),
             other => panic!("unknown workload 2 contender {other}; one of {W2:?}"),
         }
         acc

@@ -78,7 +78,11 @@ use crate::receiver::Receiver;
 use crate::source::Plain;
 
 /// The producer of a `static` slot of type `Sl` over a source `S`: what an embassy task takes.
-pub type StaticProducer<Sl, S, W = Unweighted> = Producer<&'static Sl, S, W, Plain>;
+/// `K` is [`Plain`] for a `Stream` (`split`), [`Bulk`](crate::source::Bulk) for a
+/// [`BulkSource`](crate::source::BulkSource) such as [`ChannelBulk`](crate::source::ChannelBulk)
+/// (`split_bulk`).
+pub type StaticProducer<Sl, S, K = Plain, W = Unweighted> = Producer<&'static Sl, S, W, K>;
 
-/// The receiver of a `static` slot of type `Sl`: what the consuming task takes.
-pub type StaticReceiver<Sl> = Receiver<&'static Sl, Plain>;
+/// The receiver of a `static` slot of type `Sl`: what the consuming task takes (`K` as for
+/// [`StaticProducer`]).
+pub type StaticReceiver<Sl, K = Plain> = Receiver<&'static Sl, K>;

@@ -88,6 +88,7 @@ extern crate std;
 mod config;
 pub mod embassy;
 mod executor;
+mod intake;
 mod policy;
 mod producer;
 mod receiver;
@@ -104,7 +105,7 @@ pub use config::{Config, ConfigError, SplitError, Unweighted, Weigher};
 pub use executor::{BatchExt, TaskRawMutex, TaskSlot};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use executor::{BoxSource, PrefetchStream, TokioSlot, TryPrefetchStream};
+pub use executor::{BoxSource, MpscBulk, PrefetchStream, TokioSlot, TryPrefetchStream, prefetch_bulk};
 pub use policy::{BatchInfo, FlushReason};
 pub use producer::{Producer, YIELD_AFTER_ITEMS};
 pub use receiver::{Batch, BatchGuard, Receiver};

@@ -16,13 +16,13 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use futures_core::Stream;
 
 use crate::config::{Config, SplitError, Weigher};
+use crate::intake::{Burst, Intake};
 use crate::policy::{Fill, FlushReason, Limits};
 use crate::receiver::Receiver;
 use crate::slot::{AfterPublish, FillToken, Published, Room, Slot, SlotRef};
-use crate::source::{Plain, Split};
+use crate::source::{Kind, Plain};
 use crate::timer::{Instant, SpanOf, Timer};
 
 /// How many items one poll of the producer may pull before it yields to its executor (at the next
@@ -123,8 +123,8 @@ where
     R: SlotRef<Target = Slot<M, T, N, Tm, E>> + Clone,
     M: RawMutex,
     Tm: Timer,
-    S: Stream,
-    K: Split<S::Item, Item = T, Error = E>,
+    S: Intake<K, Item = T>,
+    K: Kind<Error = E>,
     W: Weigher<T>,
 {
     let (engine, rx) = attach::<R, W, K, M, T, N, Tm, E>(slot, config)?;
@@ -208,8 +208,8 @@ where
     R: SlotRef<Target = Slot<M, T, N, Tm, E>>,
     M: RawMutex,
     Tm: Timer,
-    S: Stream,
-    K: Split<S::Item, Item = T, Error = E>,
+    S: Intake<K, Item = T>,
+    K: Kind<Error = E>,
     W: Weigher<T>,
 {
     type Output = ();
@@ -226,56 +226,6 @@ where
         // SAFETY: likewise for `sleep`.
         let sleep = unsafe { Pin::new_unchecked(&mut this.sleep) };
         this.engine.poll::<S>(cx, source, sleep)
-    }
-}
-
-/// How a [`fast_fill`] burst ended.
-enum Burst<X> {
-    /// The buffer reached the length the burst was allowed.
-    Stop,
-    /// The source gave something the general path handles (an error, the end, `Pending`).
-    Other { pushed: bool, next: Poll<Option<X>> },
-}
-
-/// The hot loop: appends items to the producer's non-empty buffer while the source is ready,
-/// until the buffer holds `stop` items. No weight, no clock: one comparison per item.
-///
-/// Not inlined, on purpose: as a function of its own, `buf` and `source` are distinct `&mut`
-/// arguments, so the compiler keeps the buffer's length and the source's state in registers for
-/// the whole burst (inlined into the producer, it stored both to memory on every item: 18
-/// instructions per item in the loop instead of about 8, measured with callgrind on workload 1).
-#[inline(never)]
-fn fast_fill<S, K, T, E, const N: usize>(
-    buf: &mut heapless::Vec<T, N>,
-    stop: usize,
-    mut source: Pin<&mut S>,
-    cx: &mut Context<'_>,
-) -> Burst<Result<T, E>>
-where
-    S: Stream,
-    K: Split<S::Item, Item = T, Error = E>,
-{
-    let mut pushed = false;
-    loop {
-        let next = match source.as_mut().poll_next(cx) {
-            Poll::Ready(Some(item)) => match K::split(item) {
-                Ok(item) => match buf.push(item) {
-                    Ok(()) => {
-                        pushed = true;
-                        if buf.len() >= stop {
-                            return Burst::Stop;
-                        }
-                        continue;
-                    }
-                    // Unreachable while `stop <= N`; the general path stays total.
-                    Err(item) => Poll::Ready(Some(Ok(item))),
-                },
-                Err(error) => Poll::Ready(Some(Err(error))),
-            },
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        };
-        return Burst::Other { pushed, next };
     }
 }
 
@@ -337,8 +287,8 @@ where
         mut sleep: Pin<&mut Option<Tm::Sleep>>,
     ) -> Poll<()>
     where
-        S: Stream,
-        K: Split<S::Item, Item = T, Error = E>,
+        S: Intake<K, Item = T>,
+        K: Kind<Error = E>,
     {
         if self.done {
             return Poll::Ready(());
@@ -394,7 +344,7 @@ where
                     let buf = self.slot.filling(t);
                     if buf.is_empty() {
                         // The first item of a batch takes the general path: it stamps the batch.
-                        source.as_mut().poll_next(cx).map(|o| o.map(K::split))
+                        source.as_mut().poll_item(cx)
                     } else {
                         let max = self.limits.max_items;
                         let stop = match self.fill.check_len {
@@ -402,7 +352,7 @@ where
                             c => c.min(max),
                         };
                         let before = buf.len();
-                        match fast_fill::<S, K, T, E, N>(buf, stop, source.as_mut(), cx) {
+                        match source.as_mut().poll_fill(cx, buf, stop) {
                             Burst::Stop => {
                                 let len = buf.len();
                                 pulled += len - before;
@@ -431,7 +381,7 @@ where
                         }
                     }
                 }
-                _ => source.as_mut().poll_next(cx).map(|o| o.map(K::split)),
+                _ => source.as_mut().poll_item(cx),
             };
             match next {
                 Poll::Ready(Some(x)) => {

@@ -1061,6 +1061,34 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
     }
 }
 
+impl<M: RawMutex, T, const N: usize, Tm: Timer> Slot<M, T, N, Tm, Infallible> {
+    /// [`split`](Slot::split) over a [`BulkSource`](crate::source::BulkSource): the producer moves
+    /// everything the source has ready into the batch in one call (bulk intake), under exactly
+    /// the same batching rules. See [`ChannelBulk`](crate::source::ChannelBulk) for an example.
+    ///
+    /// # Errors
+    /// As for [`split`](Slot::split).
+    #[allow(clippy::type_complexity)]
+    pub fn split_bulk<S, W>(
+        &self,
+        source: S,
+        config: crate::Config<N, W>,
+    ) -> Result<
+        (
+            crate::Producer<&Self, S, W, crate::source::Bulk>,
+            crate::Receiver<&Self, crate::source::Bulk>,
+        ),
+        crate::SplitError,
+    >
+    where
+        S: crate::source::BulkSource<Item = T>,
+        W: crate::config::Weigher<T>,
+    {
+        let (engine, rx) = crate::producer::attach::<_, _, crate::source::Bulk, _, _, N, _, _>(self, config)?;
+        Ok((engine.with_source(source), rx))
+    }
+}
+
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// [`split`](Slot::split) for a source of `Result<T, E>`: the receiver hands out
     /// `Result<batch, E>`, each error right after the batch of the items before it.

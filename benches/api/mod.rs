@@ -95,6 +95,23 @@ macro_rules! prefetch_guard {
 }
 pub(crate) use prefetch_guard;
 
+/// The tokio adapter with bulk intake from a tokio `mpsc::Receiver` (`$rx`): `prefetch_bulk` over
+/// `MpscBulk`, zero-copy guards.
+macro_rules! prefetch_bulk {
+    ($rx:expr, $n:expr, $wait:expr, |$b:ident| $body:expr) => {{
+        let mut s = prefetch_batch::prefetch_bulk::<_, { $n }>(
+            prefetch_batch::MpscBulk::new($rx),
+            prefetch_batch::Config::new().max_wait($wait),
+        )
+        .unwrap();
+        while let Some(guard) = s.recv().await {
+            let $b: &[_] = &guard;
+            $body
+        }
+    }};
+}
+pub(crate) use prefetch_bulk;
+
 /// The tokio adapter as a `Stream` of owned batches (the README's quick start).
 macro_rules! prefetch_stream {
     ($src:expr, $n:expr, $wait:expr, |$b:ident| $body:expr) => {{

@@ -17,4 +17,4 @@ pub use in_task::{BatchExt, TaskRawMutex, TaskSlot};
 #[cfg(feature = "tokio")]
 mod tokio;
 #[cfg(feature = "tokio")]
-pub use self::tokio::{BoxSource, PrefetchStream, TokioSlot, TryPrefetchStream};
+pub use self::tokio::{BoxSource, MpscBulk, PrefetchStream, TokioSlot, TryPrefetchStream, prefetch_bulk};

@@ -16,6 +16,7 @@ use futures_core::{FusedStream, Stream};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, SplitError, Weigher};
+use crate::intake::Intake;
 use crate::receiver::{Batch, BatchGuard, Receiver};
 use crate::slot::{Remainder, Slot};
 use crate::source::{Fallible, Kind, Plain, Split};
@@ -48,6 +49,7 @@ pub(crate) fn spawn<S, K, T, W, const N: usize>(
 where
     S: Stream + Send + 'static,
     K: Split<S::Item, Item = T> + Send + 'static,
+    for<'a> &'a mut Pin<Box<S>>: Intake<K, Item = T>,
     K::Error: Send + 'static,
     K::Out<T>: 'static,
     T: Send + 'static,
@@ -203,4 +205,106 @@ where
             .field("stats", &self.slot().stats())
             .finish_non_exhaustive()
     }
+}
+
+/// A tokio `mpsc::Receiver` as a [`BulkSource`](crate::source::BulkSource): each poll moves
+/// everything queued, up to the room in the batch, with one `poll_recv_many` (one pass over the
+/// channel's permits and one coop budget unit for many items). It is a `Stream` too, so what it
+/// still holds comes back from [`PrefetchStream::into_parts`].
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use prefetch_batch::{Config, MpscBulk, prefetch_bulk};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), prefetch_batch::ConfigError> {
+/// let (tx, rx) = tokio::sync::mpsc::channel(1024);
+/// tokio::spawn(async move {
+///     for i in 0..100u32 {
+///         tx.send(i).await.unwrap();
+///     }
+/// });
+/// let mut batches = prefetch_bulk(MpscBulk::new(rx), Config::<32>::new())?;
+/// let mut total = 0;
+/// while let Some(batch) = batches.next().await {
+///     total += batch.len();
+/// }
+/// assert_eq!(total, 100);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct MpscBulk<T> {
+    rx: tokio::sync::mpsc::Receiver<T>,
+    /// Where `poll_recv_many` puts what it takes; emptied into the batch at once, so it holds
+    /// nothing between polls. Its capacity is kept: no allocation after the first few polls.
+    scratch: std::vec::Vec<T>,
+}
+
+impl<T> MpscBulk<T> {
+    /// Wraps a receiver.
+    pub fn new(rx: tokio::sync::mpsc::Receiver<T>) -> Self {
+        Self {
+            rx,
+            scratch: std::vec::Vec::new(),
+        }
+    }
+
+    /// The receiver back.
+    pub fn into_inner(self) -> tokio::sync::mpsc::Receiver<T> {
+        self.rx
+    }
+}
+
+impl<T> Unpin for MpscBulk<T> {}
+
+impl<T> crate::source::BulkSource for MpscBulk<T> {
+    type Item = T;
+    fn poll_extend<const N: usize>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        batch: &mut heapless::Vec<T, N>,
+        limit: usize,
+    ) -> Poll<Option<usize>> {
+        let this = self.get_mut();
+        let room = limit.min(N).saturating_sub(batch.len());
+        if room == 0 {
+            return Poll::Ready(Some(0));
+        }
+        match this.rx.poll_recv_many(cx, &mut this.scratch, room) {
+            Poll::Ready(0) => Poll::Ready(None),
+            Poll::Ready(n) => {
+                // `poll_recv_many` took at most `room` items: each fits.
+                for item in this.scratch.drain(..) {
+                    let _ = batch.push(item);
+                }
+                Poll::Ready(Some(n))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Stream for MpscBulk<T> {
+    type Item = T;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().rx.poll_recv(cx)
+    }
+}
+
+/// [`BatchExt::prefetch_batches`](crate::BatchExt::prefetch_batches) with bulk intake: spawns a
+/// producer that fills each batch with everything `source` has ready in one call. The batching
+/// rules are the same.
+///
+/// # Errors
+/// A configuration that cannot work, before anything is spawned.
+pub fn prefetch_bulk<B, const N: usize>(
+    source: B,
+    config: Config<N, impl Weigher<<B as Stream>::Item> + Send + 'static>,
+) -> Result<PrefetchStream<<B as Stream>::Item, N, crate::source::Bulk>, ConfigError>
+where
+    B: crate::source::BulkSource + Stream<Item = <B as crate::source::BulkSource>::Item> + Send + 'static,
+    <B as crate::source::BulkSource>::Item: Send + 'static,
+{
+    spawn::<_, crate::source::Bulk, _, _, N>(source, config)
 }
