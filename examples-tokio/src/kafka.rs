@@ -338,6 +338,15 @@ impl Member {
     }
 }
 
+impl Drop for Member {
+    /// Dropped without [`Member::close`] (the task was aborted): the polling thread stops, and
+    /// nothing more is committed; the consumer leaves the group when its last user is gone.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.group.mark_gone();
+    }
+}
+
 /// Joins `opts.group` as `instance`: checks that the broker answers and the topic exists
 /// (a clear error otherwise, within a few seconds), subscribes, and starts the polling thread.
 /// Returns the member, its messages (ending after `limit` if given, or on a fatal consumer
@@ -365,7 +374,7 @@ pub async fn join(
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("partition.assignment.strategy", "cooperative-sticky"),
-            ("session.timeout.ms", "6000"),
+            ("session.timeout.ms", "10000"),
             ("heartbeat.interval.ms", "500"),
             ("statistics.interval.ms", "1000"),
             // The broker answers a fetch as soon as there is data, or after this.
@@ -552,21 +561,25 @@ fn number(bytes: Option<&[u8]>) -> Option<i64> {
     std::str::from_utf8(bytes?).ok()?.trim().parse().ok()
 }
 
-/// Commit errors that pass: try again.
+/// Commit errors that pass: try again. `IllegalGeneration` and `UnknownMemberId` are among
+/// them: a commit that raced a rebalance carried the old generation, and with the cooperative
+/// protocol the member usually still owns its partitions in the new one; retried, the commit
+/// carries the new generation. Only if they persist was the member fenced.
 fn retriable_commit(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::RebalanceInProgress
-            | RDKafkaErrorCode::CoordinatorLoadInProgress
-            | RDKafkaErrorCode::CoordinatorNotAvailable
-            | RDKafkaErrorCode::NotCoordinator
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::NetworkException
-            | RDKafkaErrorCode::BrokerTransportFailure
-            | RDKafkaErrorCode::OperationTimedOut
-            | RDKafkaErrorCode::WaitingForCoordinator
-            | RDKafkaErrorCode::AllBrokersDown
-    )
+    fenced_commit(code)
+        || matches!(
+            code,
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::WaitingForCoordinator
+                | RDKafkaErrorCode::AllBrokersDown
+        )
 }
 
 /// Commit errors that mean this member no longer owns its partitions: the commit cannot
@@ -577,10 +590,13 @@ fn fenced_commit(code: RDKafkaErrorCode) -> bool {
         RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::UnknownMemberId
             | RDKafkaErrorCode::FencedInstanceId
-            | RDKafkaErrorCode::RebalanceInProgress
             | RDKafkaErrorCode::State
-            | RDKafkaErrorCode::NoOffset
     )
+}
+
+/// Commit errors that end the run: neither retried to success nor a sign of being fenced.
+fn fatal_commit(code: Option<RDKafkaErrorCode>) -> bool {
+    !code.is_some_and(|c| fenced_commit(c) || retriable_commit(c))
 }
 
 fn commit_code(e: &anyhow::Error) -> Option<RDKafkaErrorCode> {
@@ -659,10 +675,10 @@ impl Commit for KafkaCommit {
             .await;
         match result {
             Ok(()) => {}
-            Err(e) if commit_code(&e).is_some_and(fenced_commit) => {
+            Err(e) if !fatal_commit(commit_code(&e)) => {
                 // Not committed, and it cannot be: what this batch wrote is written again by the
                 // partitions' next owner. Keep going; the revoke (or loss) follows.
-                tracing::warn!(instance = %instance, "commit refused, this member is no longer in the group's generation; its partitions' next owner re-reads them: {e:#}");
+                tracing::warn!(instance = %instance, "commit not done, the member was probably fenced; the partitions' next owner re-reads from the last commit: {e:#}");
             }
             Err(e) => return Err(e.context(format!("committing offsets {:?} of topic {}", self.pending, self.topic))),
         }

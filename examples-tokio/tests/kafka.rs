@@ -80,7 +80,7 @@ fn amounts(brokers: &str) -> HashMap<i64, u32> {
 
 fn start() -> (Cluster, KafkaOptions, Arc<BaseConsumer>) {
     let cluster = Cluster::start(&[(INPUT, PARTITIONS), (OUTPUT, PARTITIONS)]).unwrap();
-    let opts = KafkaOptions::new(&cluster.bootstrap, GROUP, INPUT, OUTPUT);
+    let opts = examples_tokio::mock::options(&cluster.bootstrap, GROUP, INPUT, OUTPUT);
     let checker = Arc::new(checker(&cluster.bootstrap, GROUP).unwrap());
     (cluster, opts, checker)
 }
