@@ -53,7 +53,7 @@ struct Tap {
     inner: KafkaSink,
     instance: &'static str,
     log: Arc<Log>,
-    abort_after_next: Option<Arc<Mutex<Option<oneshot::Sender<Vec<Key>>>>>>,
+    abort_after_next: Option<Trigger>,
 }
 
 impl Sink for Tap {
