@@ -437,11 +437,9 @@ async fn check_topic(consumer: &Arc<GroupConsumer>, brokers: &str, topic: &str) 
 fn topic_partitions(metadata: &rdkafka::metadata::Metadata, topic: &str, brokers: &str) -> Result<i32> {
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
-        Some(t) => match t.error() {
-            Some(e) => bail!(
-                "topic {topic} is not usable on {brokers}: {}",
-                RDKafkaErrorCode::from(e)
-            ),
+        Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) => bail!("topic {topic} does not exist on {brokers}"),
+            Some(e) => bail!("topic {topic} is not usable on {brokers}: {e}"),
             None => bail!("topic {topic} has no partitions on {brokers}"),
         },
         None => bail!("topic {topic} does not exist on {brokers}"),
