@@ -55,6 +55,16 @@ async fn run<S: Sink>(env: &Env, opts: &KafkaOptions, wrap: impl FnOnce(KafkaSin
     run_member(&env.ctx(), opts, "0", Some(N), wrap, std::future::pending()).await
 }
 
+/// N messages produced, then `errors` injected for the next `api` requests, then one run.
+async fn run_with_errors(api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> (Cluster, Env, Result<Outcome>) {
+    let (cluster, opts) = start();
+    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
+    cluster.request_errors(api, errors);
+    let env = Env::new(&[]).await;
+    let result = run(&env, &opts, |s| s).await;
+    (cluster, env, result)
+}
+
 fn assert_each_once(count: &HashMap<(i64, i64), u32>) {
     assert_eq!(count.len() as u64, N, "every input has an output record");
     assert!(count.values().all(|n| *n == 1), "and only one");
@@ -62,17 +72,9 @@ fn assert_each_once(count: &HashMap<(i64, i64), u32>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_commits_are_retried_and_nothing_is_lost() {
-    let (cluster, opts) = start();
-    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
-    use RDKafkaRespErr::*;
-    let errors = [
-        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
-        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
-        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
-    ];
-    cluster.request_errors(RDKafkaApiKey::OffsetCommit, &errors);
-    let env = Env::new(&[]).await;
-    let outcome = run(&env, &opts, |s| s).await.unwrap();
+    let errors = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS; 3];
+    let (cluster, env, result) = run_with_errors(RDKafkaApiKey::OffsetCommit, &errors).await;
+    let outcome = result.unwrap();
     assert_eq!(outcome.items, N);
     assert_eq!(env.metrics.errors(ErrorKind::Commit), 3, "each failed try counted");
     let (committed, count) = results(&cluster.bootstrap).await;
@@ -82,14 +84,9 @@ async fn failing_commits_are_retried_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_error_that_does_not_pass_is_reported_and_nothing_unwritten_is_committed() {
-    let (cluster, opts) = start();
-    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
-    cluster.request_errors(
-        RDKafkaApiKey::OffsetCommit,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
-    );
-    let env = Env::new(&[]).await;
-    let err = run(&env, &opts, |s| s).await.unwrap_err();
+    let errors = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED];
+    let (cluster, _, result) = run_with_errors(RDKafkaApiKey::OffsetCommit, &errors).await;
+    let err = result.unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("committing offsets"), "{msg}");
     assert!(msg.contains("GroupAuthorizationFailed"), "{msg}");
@@ -100,17 +97,14 @@ async fn a_commit_error_that_does_not_pass_is_reported_and_nothing_unwritten_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_produce_errors_are_retried_without_duplicates() {
-    let (cluster, opts) = start();
-    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
     use RDKafkaRespErr::*;
     let errors = [
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
     ];
-    cluster.request_errors(RDKafkaApiKey::Produce, &errors);
-    let env = Env::new(&[]).await;
-    let outcome = run(&env, &opts, |s| s).await.unwrap();
+    let (cluster, _, result) = run_with_errors(RDKafkaApiKey::Produce, &errors).await;
+    let outcome = result.unwrap();
     assert_eq!(outcome.items, N);
     let (committed, count) = results(&cluster.bootstrap).await;
     assert_eq!(committed, N as i64);
@@ -120,12 +114,9 @@ async fn transient_produce_errors_are_retried_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_produce_error_that_does_not_pass_stops_the_run_uncommitted() {
-    let (cluster, opts) = start();
-    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
     let errors = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50];
-    cluster.request_errors(RDKafkaApiKey::Produce, &errors);
-    let env = Env::new(&[]).await;
-    let err = run(&env, &opts, |s| s).await.unwrap_err();
+    let (cluster, env, result) = run_with_errors(RDKafkaApiKey::Produce, &errors).await;
+    let err = result.unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("producing to topic orders-enriched"), "{msg}");
     assert!(env.metrics.errors(ErrorKind::Produce) >= 1);
