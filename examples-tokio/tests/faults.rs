@@ -7,7 +7,6 @@ mod common;
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use common::kafka::{Env, INPUT, OUTPUT, produce};
@@ -177,17 +176,7 @@ async fn a_missing_topic_is_a_clear_error_and_a_non_zero_exit() {
         .spawn()
         .unwrap();
     // No hang: it must exit on its own, well within 30 s.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("enrich --topic nope did not exit within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_exit(&mut child, 30, "enrich --topic nope");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(1), "{stderr}");

@@ -121,17 +121,7 @@ fn drains_on(signal: &str) {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("no exit within 30 s of SIG{signal}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_exit(&mut child, 30, &format!("after SIG{signal}"));
     let stdout: Vec<String> = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map(Result::unwrap)

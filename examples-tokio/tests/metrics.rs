@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kafka::{Env, INPUT, OUTPUT, produce};
+use common::kafka::{Env, INPUT, OUTPUT, produce, wait_committed};
 use examples_tokio::app::run_member;
 use examples_tokio::batching::FlushReason;
 use examples_tokio::metrics;
-use examples_tokio::mock::{Cluster, checker, committed_total, options};
+use examples_tokio::mock::{Cluster, options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PARTITIONS: i32 = 3;
@@ -56,18 +56,7 @@ async fn the_endpoint_shows_the_runs_numbers() {
         let _ = stop_rx.await;
     });
     let check = async {
-        let c = checker(&cluster.bootstrap, "enrich-metrics").unwrap();
-        let c = Arc::new(c);
-        let mut committed = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while committed < N as i64 {
-            assert!(tokio::time::Instant::now() < deadline, "committed {committed} of {N}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let c = Arc::clone(&c);
-            committed = tokio::task::spawn_blocking(move || committed_total(&c, INPUT, PARTITIONS).unwrap())
-                .await
-                .unwrap();
-        }
+        wait_committed(&cluster.bootstrap, "enrich-metrics", PARTITIONS, N as i64).await;
         // Everything committed: once librdkafka's statistics come in (every second), the lag of
         // each partition is 0.
         let mut lags = Vec::new();

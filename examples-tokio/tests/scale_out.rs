@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use common::kafka::{Env, INPUT, OUTPUT, produce, wait_until};
+use common::kafka::{Env, INPUT, OUTPUT, produce, wait_committed, wait_until};
 use examples_tokio::app::run_member;
 use examples_tokio::kafka::{KafkaOptions, KafkaSink};
 use examples_tokio::metrics::Metrics;
-use examples_tokio::mock::{Cluster, checker, committed_total, read_all, topic_len};
+use examples_tokio::mock::{Cluster, checker, read_all, topic_len};
 use examples_tokio::sink::{Enriched, Sink};
 use rdkafka::consumer::Consumer;
 use tokio::sync::{oneshot, watch};
@@ -160,19 +160,7 @@ async fn three_instances_join_leave_and_abort_without_loss() {
     // C takes over A's partitions from their last commit: everything gets written, committed.
     let total = 4 * PHASE as i64;
     let group_checker = Arc::new(checker(&brokers, GROUP).unwrap());
-    let mut committed = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while committed < total {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "committed only {committed} of {total}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let c = Arc::clone(&group_checker);
-        committed = tokio::task::spawn_blocking(move || committed_total(&c, INPUT, PARTITIONS).unwrap())
-            .await
-            .unwrap();
-    }
+    let committed = wait_committed(&brokers, GROUP, PARTITIONS, total).await;
     stop_c.send(true).unwrap();
     let c_items = c.await.unwrap().expect("C ends cleanly");
 
