@@ -259,6 +259,7 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::info!("mock: the group has its partitions; producing");
+        let producing = tokio::time::Instant::now();
         let produced = produce(&cluster.bootstrap, input, args.arrival()).await?;
         tracing::info!("mock: produced {produced}");
         let shutdown = std::pin::pin!(shutdown);
@@ -275,10 +276,12 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
             }
         }
         let _ = stop_tx.send(true);
-        Ok::<u64, anyhow::Error>(produced)
+        Ok::<_, anyhow::Error>((produced, producing.elapsed()))
     };
     let (results, produced) = tokio::join!(futures_util::future::join_all(instances), feed);
-    let produced = produced?;
+    // Wall time: from the first message produced to the last one committed (not the group's
+    // first rebalance, which the mock cluster delays by three seconds).
+    let (produced, wall) = produced?;
     let outcomes: Vec<Outcome> = results.into_iter().collect::<Result<_>>()?;
 
     let (out, bootstrap) = (output.clone(), cluster.bootstrap.clone());
@@ -299,7 +302,9 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
     for (i, o) in outcomes.iter().enumerate() {
         notes.push(format!("  instance {i}: written {}", o.items));
     }
-    Ok((merge(ctx.mode, &outcomes), notes))
+    let mut merged = merge(ctx.mode, &outcomes);
+    merged.elapsed = wall;
+    Ok((merged, notes))
 }
 
 /// The instances' outcomes as one: counts and waits summed, the latency histograms merged.
