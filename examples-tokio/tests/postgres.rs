@@ -135,12 +135,6 @@ async fn postgres_restart_mid_run_is_retried_and_nothing_is_lost() {
     let restart = service.sink.restart.take().expect("the restart ran").await.unwrap();
     assert!(restart.success(), "PG_RESTART_CMD failed: {restart}");
     assert!(outcome.db_retries >= 1, "the restart broke the connection: {outcome:?}");
-    let seqs: Vec<u64> = batches
-        .lock()
-        .unwrap()
-        .iter()
-        .flatten()
-        .map(|r| r.message.seq)
-        .collect();
+    let seqs = common::Recording::seqs(&batches);
     assert_eq!(seqs, (0..3000).collect::<Vec<_>>(), "every message once, in order");
 }

@@ -44,13 +44,7 @@ async fn stop_midway(mode: Mode) {
         .await
         .unwrap();
 
-    let written: Vec<u64> = batches
-        .lock()
-        .unwrap()
-        .iter()
-        .flatten()
-        .map(|r| r.message.seq)
-        .collect();
+    let written = common::Recording::seqs(&batches);
     let pulled = pulled.load(Ordering::SeqCst);
     // Everything pulled was written, once, in order; the rest stays in the source.
     assert_eq!(written, (0..pulled).collect::<Vec<_>>(), "{mode:?}");

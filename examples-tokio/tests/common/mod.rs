@@ -62,6 +62,19 @@ pub struct Recording {
     pub batches: Arc<Mutex<Vec<Vec<Enriched>>>>,
 }
 
+impl Recording {
+    /// The seq of every record written, in the order written.
+    pub fn seqs(batches: &Mutex<Vec<Vec<Enriched>>>) -> Vec<u64> {
+        batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|r| r.message.seq)
+            .collect()
+    }
+}
+
 impl Sink for Recording {
     async fn write(&mut self, records: &[Enriched]) -> Result<()> {
         self.batches.lock().unwrap().push(records.to_vec());
