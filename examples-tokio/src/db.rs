@@ -53,6 +53,13 @@ impl Postgres {
             .await
             .map_err(|_| anyhow!("PostgreSQL handshake timed out after {HANDSHAKE_TIMEOUT:?}"))
             .and_then(|r| r.map_err(anyhow::Error::from))
+            .map_err(|e| {
+                if e.to_string().contains("password missing") {
+                    e.context("the server wants a password: put it in the URL or set PGPASSWORD")
+                } else {
+                    e
+                }
+            })
             .with_context(|| format!("cannot connect to PostgreSQL at {label}"))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
