@@ -228,10 +228,9 @@ pub async fn run(args: &Args, shutdown: impl Future<Output = ()> + Send) -> Resu
         } else {
             0.0
         });
-    let db = Db::connect(&args.database_url)
+    let db = Db::connect_with_timeout(&args.database_url, Duration::from_millis(args.db_timeout_ms))
         .await?
-        .with_latency(Duration::from_secs_f64(latency / 1e3))
-        .with_query_timeout(Duration::from_millis(args.db_timeout_ms));
+        .with_latency(Duration::from_secs_f64(latency / 1e3));
     db.seed(args.customers).await?;
     let db = Arc::new(db);
     let metrics = Arc::new(Metrics::default());

@@ -134,6 +134,8 @@ pub struct Group {
     metrics: Arc<Metrics>,
     rebalance_wait: Duration,
     rebalances: AtomicU64,
+    /// Set after each rebalance: the polling thread pauses or resumes the new assignment.
+    rebalanced: AtomicBool,
 }
 
 impl Group {
@@ -268,6 +270,7 @@ impl ConsumerContext for GroupContext {
             }
         }
         self.group.metrics.set_assigned(&self.group.instance, st.assigned.len());
+        self.group.rebalanced.store(true, Ordering::SeqCst);
     }
 }
 
@@ -365,6 +368,7 @@ pub async fn join(
         metrics: Arc::clone(&metrics),
         rebalance_wait: opts.rebalance_wait,
         rebalances: AtomicU64::new(0),
+        rebalanced: AtomicBool::new(false),
     });
     let consumer: GroupConsumer = opts
         .config(&[
@@ -502,11 +506,18 @@ fn poll_loop(
         if remaining == 0 {
             return; // the limit is reached: dropping `tx` ends the message stream
         }
-        if let Ok(assignment) = consumer.assignment() {
-            if backlog >= BACKLOG && !paused {
-                paused = consumer.pause(&assignment).is_ok();
-            } else if backlog == 0 && paused {
-                paused = consumer.resume(&assignment).is_err();
+        // A rebalance may have added partitions that are not paused yet, or kept paused ones.
+        let rebalanced = group.rebalanced.swap(false, Ordering::SeqCst);
+        let pause = backlog >= BACKLOG && (!paused || rebalanced);
+        let resume = backlog == 0 && (paused || rebalanced);
+        if pause || resume {
+            if let Ok(assignment) = consumer.assignment() {
+                if pause {
+                    tracing::info!(instance = %group.instance, backlog, "the service is behind: pausing the partitions");
+                    paused = consumer.pause(&assignment).is_ok();
+                } else {
+                    paused = consumer.resume(&assignment).is_err();
+                }
             }
         }
         let wait = if backlog > 0 { 5 } else { 100 };
