@@ -120,8 +120,6 @@ struct GroupState {
     /// The pipeline ended (or was aborted): nothing more will be written.
     pipeline_gone: bool,
     flusher: Option<Flusher>,
-    /// Messages written and committed, and written but left uncommitted (fenced).
-    committed_messages: u64,
 }
 
 /// The group's bookkeeping for one service instance.
@@ -695,7 +693,6 @@ impl Commit for KafkaCommit {
         for (p, o) in std::mem::take(&mut self.pending) {
             st.settled.insert(p, o);
         }
-        st.committed_messages += batch.len() as u64;
         drop(st);
         self.group.changed.notify_all();
         Ok(())

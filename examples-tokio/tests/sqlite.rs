@@ -6,7 +6,7 @@ use std::process::Command;
 
 use clap::Parser;
 use examples_tokio::app::{self, Args};
-use prefetch_batch::FlushReason;
+use examples_tokio::batching::FlushReason;
 
 fn args(extra: &[&str]) -> Args {
     let base = ["enrich", "--quiet", "--customers", "500", "--db-latency-ms", "0"];
