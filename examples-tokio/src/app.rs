@@ -113,8 +113,8 @@ pub struct Args {
     #[arg(long, env = "KAFKA_OUTPUT_TOPIC", default_value = "orders-enriched")]
     pub output_topic: String,
     /// Kafka: a librdkafka setting for the consumer and the producer (TLS, SASL, timeouts),
-    /// repeatable; from the environment, comma-separated.
-    #[arg(short = 'X', value_name = "KEY=VALUE", env = "KAFKA_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
+    /// repeatable; from the environment, separated by `;` (values may hold commas: `debug=cgrp,fetch`).
+    #[arg(short = 'X', value_name = "KEY=VALUE", env = "KAFKA_CONFIG", value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_config: Vec<(String, String)>,
     /// `--brokers mock`: service instances in the group (1 to 16).
     #[arg(long, env = "ENRICH_INSTANCES", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]

@@ -49,10 +49,18 @@ fn absurd_values_are_refused_with_the_flag_named() {
         "10000000",
     ]);
     assert!(ok.is_ok());
-    let args = Args::try_parse_from(["enrich", "-X", "security.protocol=ssl", "-X", "a=b=c"]).unwrap();
+    let args = Args::try_parse_from(["enrich", "-X", "security.protocol=ssl", "-X", "debug=cgrp,fetch"]).unwrap();
     assert_eq!(
         args.kafka_config,
-        [("security.protocol".into(), "ssl".into()), ("a".into(), "b=c".into())]
+        [
+            ("security.protocol".into(), "ssl".into()),
+            ("debug".into(), "cgrp,fetch".into())
+        ]
+    );
+    let args = Args::try_parse_from(["enrich", "-X", "a=b=c;linger.ms=5"]).unwrap();
+    assert_eq!(
+        args.kafka_config,
+        [("a".into(), "b=c".into()), ("linger.ms".into(), "5".into())]
     );
 }
 
