@@ -246,13 +246,33 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
         let mut rx = rx;
         let _ = rx.wait_for(|s| *s).await;
     };
-    let instances = (0..args.instances).map(|i| {
-        let opts = &opts;
-        let stop = stop(stop_rx.clone());
-        async move { run_member(ctx, opts, &format!("{i}"), None, |s| s, stop).await }
-    });
+    // Each instance is a task of its own, as it would be a process of its own.
+    let instances: Vec<_> = (0..args.instances)
+        .map(|i| {
+            let stop = stop(stop_rx.clone());
+            let (args, db, metrics, opts, mode) = (
+                args.clone(),
+                Arc::clone(ctx.db),
+                Arc::clone(ctx.metrics),
+                opts.clone(),
+                ctx.mode,
+            );
+            tokio::spawn(async move {
+                let ctx = RunCtx {
+                    args: &args,
+                    db: &db,
+                    metrics: &metrics,
+                    mode,
+                };
+                run_member(&ctx, &opts, &format!("{i}"), None, |s| s, stop).await
+            })
+        })
+        .collect();
     // Produce, then stop the group once everything produced is committed, or on Ctrl-C.
     let feed = async {
+        // Owned here: however this ends, the instances are told to stop.
+        let stop_tx = stop_tx;
+        let mut shutdown = std::pin::pin!(shutdown);
         // Start producing once the group has its partitions: latency counts from production.
         let started = tokio::time::Instant::now();
         while ctx.metrics.assigned_total() < PARTITIONS as usize && started.elapsed() < Duration::from_secs(30) {
@@ -260,10 +280,14 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
         }
         tracing::info!("mock: the group has its partitions; producing");
         let producing = tokio::time::Instant::now();
-        let produced = produce(&cluster.bootstrap, input, args.arrival()).await?;
+        let produced = tokio::select! {
+            r = produce(&cluster.bootstrap, input, args.arrival()) => r?,
+            () = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                return Ok(producing.elapsed());
+            }
+        };
         tracing::info!("mock: produced {produced}");
-        let shutdown = std::pin::pin!(shutdown);
-        let mut shutdown = shutdown;
         loop {
             let (c, topic) = (Arc::clone(&checker), input.to_string());
             let committed = tokio::task::spawn_blocking(move || committed_total(&c, &topic, PARTITIONS)).await??;
@@ -276,14 +300,19 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
             }
         }
         let _ = stop_tx.send(true);
-        Ok::<_, anyhow::Error>((produced, producing.elapsed()))
+        Ok::<_, anyhow::Error>(producing.elapsed())
     };
-    let (results, produced) = tokio::join!(futures_util::future::join_all(instances), feed);
+    let (results, wall) = tokio::join!(futures_util::future::join_all(instances), feed);
     // Wall time: from the first message produced to the last one committed (not the group's
     // first rebalance, which the mock cluster delays by three seconds).
-    let (produced, wall) = produced?;
-    let outcomes: Vec<Outcome> = results.into_iter().collect::<Result<_>>()?;
+    let wall = wall?;
+    let outcomes: Vec<Outcome> = results
+        .into_iter()
+        .map(|r| r.map_err(anyhow::Error::from).and_then(|r| r))
+        .collect::<Result<_>>()?;
 
+    let (c, topic) = (Arc::clone(&checker), input.to_string());
+    let produced = tokio::task::spawn_blocking(move || topic_len(&c, &topic, PARTITIONS)).await??;
     let (out, bootstrap) = (output.clone(), cluster.bootstrap.clone());
     let records = tokio::task::spawn_blocking(move || read_all(&bootstrap, &out, PARTITIONS)).await??;
     let (c, input_s) = (Arc::clone(&checker), input.to_string());
