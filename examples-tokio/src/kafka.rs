@@ -405,7 +405,7 @@ pub async fn join(
         );
         std::thread::Builder::new()
             .name(format!("kafka-poll-{instance}"))
-            .spawn(move || poll_loop(&consumer, &group, &tx, &stop, &fatal, limit))?
+            .spawn(move || poll_loop(&consumer, &group, tx, &stop, &fatal, limit))?
     };
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let commit = KafkaCommit {
@@ -470,48 +470,61 @@ const BACKLOG: usize = 1024;
 fn poll_loop(
     consumer: &GroupConsumer,
     group: &Group,
-    tx: &tokio::sync::mpsc::Sender<Message>,
+    tx: tokio::sync::mpsc::Sender<Message>,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
     limit: Option<u64>,
 ) {
     use tokio::sync::mpsc::error::TrySendError;
     let mut remaining = limit.unwrap_or(u64::MAX);
+    // `None` once the limit is reached or the pipeline stopped taking: the message stream has
+    // ended, but the thread goes on polling (partitions paused) until the member closes, so
+    // that the group's rebalances are still served meanwhile.
+    let mut tx = Some(tx);
     let mut paused = false;
     while !stop.load(Ordering::SeqCst) {
         // Hand over what the pipeline has room for.
         let backlog = {
             let mut st = group.lock();
-            while remaining > 0 {
+            let mut ended = remaining == 0;
+            while let (Some(sender), false) = (&tx, ended) {
                 let Some(m) = st.backlog.pop_front() else { break };
                 let origin = m.origin;
-                match tx.try_send(m) {
+                match sender.try_send(m) {
                     Ok(()) => {
                         if let Some(o) = origin {
                             st.pulled.insert(o.partition, o.offset + 1);
                         }
                         remaining -= 1;
+                        ended = remaining == 0;
                     }
                     Err(TrySendError::Full(m)) => {
                         st.backlog.push_front(m);
                         break;
                     }
-                    Err(TrySendError::Closed(_)) => return, // the pipeline is gone
+                    Err(TrySendError::Closed(_)) => ended = true,
                 }
+            }
+            if ended {
+                // Dropping the sender ends the message stream. What was received and not handed
+                // over is never written nor committed: the next owner reads it.
+                tx = None;
+                st.backlog.clear();
             }
             st.backlog.len()
         };
-        if remaining == 0 {
-            return; // the limit is reached: dropping `tx` ends the message stream
-        }
+        let intake = tx.is_some();
         // A rebalance may have added partitions that are not paused yet, or kept paused ones.
         let rebalanced = group.rebalanced.swap(false, Ordering::SeqCst);
-        let pause = backlog >= BACKLOG && (!paused || rebalanced);
-        let resume = backlog == 0 && (paused || rebalanced);
+        let hold = backlog >= BACKLOG || !intake;
+        let pause = hold && (!paused || rebalanced);
+        let resume = !hold && backlog == 0 && (paused || rebalanced);
         if pause || resume {
             if let Ok(assignment) = consumer.assignment() {
                 if pause {
-                    tracing::info!(instance = %group.instance, backlog, "the service is behind: pausing the partitions");
+                    if intake {
+                        tracing::info!(instance = %group.instance, backlog, "the service is behind: pausing the partitions");
+                    }
                     paused = consumer.pause(&assignment).is_ok();
                 } else {
                     paused = consumer.resume(&assignment).is_err();
@@ -559,7 +572,9 @@ fn poll_loop(
                 }
             }
         };
-        group.lock().backlog.push_back(msg);
+        if intake {
+            group.lock().backlog.push_back(msg);
+        }
     }
 }
 

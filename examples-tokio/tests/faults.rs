@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::Result;
-use common::kafka::{Env, INPUT, OUTPUT, produce};
+use common::kafka::{Env, INPUT, OUTPUT, produce, wait_committed};
 use examples_tokio::app::run_member;
 use examples_tokio::db::Db;
 use examples_tokio::kafka::{KafkaOptions, KafkaSink};
@@ -56,6 +56,10 @@ async fn run<S: Sink>(env: &Env, opts: &KafkaOptions, wrap: impl FnOnce(KafkaSin
 
 /// N messages produced, then `errors` injected for the next `api` requests, then one run.
 async fn run_with_errors(api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> (Cluster, Env, Result<Outcome>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let (cluster, opts) = start();
     produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
     cluster.request_errors(api, errors);
@@ -79,6 +83,40 @@ async fn failing_commits_are_retried_and_nothing_is_lost() {
     let (committed, count) = results(&cluster.bootstrap).await;
     assert_eq!(committed, N as i64);
     assert_each_once(&count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_generation_and_unknown_member_do_not_stop_the_service() {
+    let (cluster, opts) = start();
+    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
+    use RDKafkaRespErr::*;
+    let errors = [
+        RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
+        RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID,
+    ];
+    cluster.request_errors(RDKafkaApiKey::OffsetCommit, &errors);
+    let env = Env::new(&[]).await;
+    let ctx = env.ctx();
+    // No message limit: a fenced member may have to read some messages again. It runs until
+    // the group has committed everything.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = run_member(&ctx, &opts, "0", None, |s| s, async {
+        let _ = stop_rx.await;
+    });
+    let wait = async {
+        wait_committed(&cluster.bootstrap, GROUP, PARTITIONS, N as i64).await;
+        let _ = stop_tx.send(());
+    };
+    let (outcome, ()) = tokio::join!(run, wait);
+    let outcome = outcome.expect("the service goes on");
+    assert!(env.metrics.errors(ErrorKind::Commit) >= 2);
+    let (committed, count) = results(&cluster.bootstrap).await;
+    assert_eq!(committed, N as i64);
+    assert_eq!(count.len() as u64, N, "every input has an output record");
+    // What could not be committed was written again by the member's next generation.
+    let duplicates: u64 = count.values().map(|n| u64::from(n - 1)).sum();
+    assert_eq!(outcome.items, N + duplicates);
+    eprintln!("fenced commits: {} written, {duplicates} duplicates", outcome.items);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
