@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI for examples-tokio: starts a throw-away PostgreSQL on a free local port, runs every test
-# (SQLite, PostgreSQL, the Kafka mock cluster), then the demo, and checks its report.
+# (SQLite, PostgreSQL and its restart mid-run, the Kafka mock cluster), then the demo on SQLite,
+# on PostgreSQL and on the in-process Kafka mock cluster, and checks their reports.
 # Runs as root on a fresh Debian 12 machine (PostgreSQL runs as a non-root user), or as a
 # normal user who has the PostgreSQL server binaries. Call it from the repo root.
 set -euo pipefail
@@ -65,8 +66,11 @@ run "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
 run "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres enrich_test
 export PG_TEST_URL="postgres://postgres@127.0.0.1:$PORT/enrich_test"
 echo "PG_TEST_URL=$PG_TEST_URL"
+# For the test that restarts the server mid-run (pg_ctl restart keeps the options it started with).
+export PG_RESTART_CMD="${as_pg[*]:+${as_pg[*]} }$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/server.log -w -m fast restart"
+echo "PG_RESTART_CMD=$PG_RESTART_CMD"
 
-step "tests: SQLite, PostgreSQL, Kafka mock cluster, overlap, shutdown"
+step "tests: SQLite, PostgreSQL, Kafka mock cluster (scale-out, faults, metrics), flags, signals, overlap, shutdown"
 run cargo test -p examples-tokio -- --include-ignored
 
 step "demo (SQLite, prefetch on and off), checking its report"
@@ -79,6 +83,13 @@ step "demo against PostgreSQL"
 run cargo run -q -p examples-tokio --bin enrich -- --quiet --messages 2000 --prefetch on \
     --database-url "$PG_TEST_URL" | tee "$out"
 grep -Eq '^items +2000$' "$out" || { echo "demo on PostgreSQL: not every item processed" >&2; exit 1; }
+
+step "demo on the in-process Kafka mock cluster (3 instances in one group)"
+run cargo run -q -p examples-tokio --bin enrich -- --quiet --brokers mock --messages 3000 --prefetch on \
+    | tee "$out"
+grep -Eq '^items +3000$' "$out" || { echo "mock demo: not every item processed" >&2; exit 1; }
+grep -Eq 'produced 3000, committed 3000, written 3000, duplicates 0$' "$out" \
+    || { echo "mock demo: counts do not match" >&2; exit 1; }
 rm -f "$out"
 
 step "ci-tokio: all passed"

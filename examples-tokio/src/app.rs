@@ -113,8 +113,8 @@ pub struct Args {
     #[arg(long, env = "KAFKA_OUTPUT_TOPIC", default_value = "orders-enriched")]
     pub output_topic: String,
     /// Kafka: a librdkafka setting for the consumer and the producer (TLS, SASL, timeouts),
-    /// repeatable; from the environment, comma-separated.
-    #[arg(short = 'X', value_name = "KEY=VALUE", env = "KAFKA_CONFIG", value_delimiter = ',', value_parser = parse_key_value)]
+    /// repeatable; from the environment, separated by `;` (values may hold commas: `debug=cgrp,fetch`).
+    #[arg(short = 'X', value_name = "KEY=VALUE", env = "KAFKA_CONFIG", value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_config: Vec<(String, String)>,
     /// `--brokers mock`: service instances in the group (1 to 16).
     #[arg(long, env = "ENRICH_INSTANCES", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
@@ -228,10 +228,9 @@ pub async fn run(args: &Args, shutdown: impl Future<Output = ()> + Send) -> Resu
         } else {
             0.0
         });
-    let db = Db::connect(&args.database_url)
+    let db = Db::connect_with_timeout(&args.database_url, Duration::from_millis(args.db_timeout_ms))
         .await?
-        .with_latency(Duration::from_secs_f64(latency / 1e3))
-        .with_query_timeout(Duration::from_millis(args.db_timeout_ms));
+        .with_latency(Duration::from_secs_f64(latency / 1e3));
     db.seed(args.customers).await?;
     let db = Arc::new(db);
     let metrics = Arc::new(Metrics::default());

@@ -36,23 +36,34 @@ enum Backend {
 /// A PostgreSQL connection that is opened again after it broke (a server restart).
 struct Postgres {
     config: tokio_postgres::Config,
+    /// Limit for the whole handshake (TCP, startup, authentication).
+    handshake: Duration,
     client: tokio::sync::Mutex<Option<Arc<tokio_postgres::Client>>>,
     label: String,
 }
 
-/// Default limit for the whole PostgreSQL handshake (TCP, startup, authentication).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default limit for one query.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default limit for one query, and for the PostgreSQL handshake (TCP, startup, authentication).
+pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Postgres {
-    async fn connect(config: &tokio_postgres::Config, label: &str) -> Result<Arc<tokio_postgres::Client>> {
+    async fn connect(
+        config: &tokio_postgres::Config,
+        handshake: Duration,
+        label: &str,
+    ) -> Result<Arc<tokio_postgres::Client>> {
         // connect_timeout covers the TCP connect only: a server that accepts and never answers
         // would hang the handshake without this.
-        let (client, connection) = tokio::time::timeout(HANDSHAKE_TIMEOUT, config.connect(tokio_postgres::NoTls))
+        let (client, connection) = tokio::time::timeout(handshake, config.connect(tokio_postgres::NoTls))
             .await
-            .map_err(|_| anyhow!("PostgreSQL handshake timed out after {HANDSHAKE_TIMEOUT:?}"))
+            .map_err(|_| anyhow!("PostgreSQL handshake timed out after {handshake:?}"))
             .and_then(|r| r.map_err(anyhow::Error::from))
+            .map_err(|e| {
+                if e.to_string().contains("password missing") {
+                    e.context("the server wants a password: put it in the URL or set PGPASSWORD")
+                } else {
+                    e
+                }
+            })
             .with_context(|| format!("cannot connect to PostgreSQL at {label}"))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -69,7 +80,7 @@ impl Postgres {
             Some(c) if !c.is_closed() => Ok(Arc::clone(c)),
             _ => {
                 *slot = None;
-                let c = Self::connect(&self.config, &self.label).await?;
+                let c = Self::connect(&self.config, self.handshake, &self.label).await?;
                 tracing::info!("connected to PostgreSQL at {}", self.label);
                 *slot = Some(Arc::clone(&c));
                 Ok(c)
@@ -102,6 +113,11 @@ impl Db {
     /// Opens `url`: `sqlite::memory:`, `sqlite:PATH` (or `sqlite://PATH`), or
     /// `postgres://user@host:port/dbname` (also `postgresql://`).
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_timeout(url, TIMEOUT).await
+    }
+
+    /// [`Db::connect`], with `timeout` for the PostgreSQL handshake and for each query.
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
         let label = redact(url);
         let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -115,16 +131,17 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut config: tokio_postgres::Config =
                 url.parse().with_context(|| format!("invalid PostgreSQL URL {label}"))?;
-            config.connect_timeout(HANDSHAKE_TIMEOUT);
+            config.connect_timeout(timeout);
             // As libpq does: a password not in the URL may come from PGPASSWORD.
             if config.get_password().is_none() {
                 if let Ok(password) = std::env::var("PGPASSWORD") {
                     config.password(password);
                 }
             }
-            let client = Postgres::connect(&config, &label).await?;
+            let client = Postgres::connect(&config, timeout, &label).await?;
             Backend::Postgres(Box::new(Postgres {
                 config,
+                handshake: timeout,
                 client: tokio::sync::Mutex::new(Some(client)),
                 label: label.clone(),
             }))
@@ -134,7 +151,7 @@ impl Db {
         Ok(Self {
             backend,
             latency: Duration::ZERO,
-            query_timeout: QUERY_TIMEOUT,
+            query_timeout: timeout,
             queries: AtomicU64::new(0),
             outage: AtomicU64::new(0),
             label,
@@ -142,6 +159,7 @@ impl Db {
     }
 
     /// Fails a lookup that takes longer than `timeout` (the injected latency included).
+    /// [`Db::connect_with_timeout`] sets it too.
     pub fn with_query_timeout(mut self, timeout: Duration) -> Self {
         self.query_timeout = timeout;
         self

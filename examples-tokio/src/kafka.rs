@@ -120,8 +120,6 @@ struct GroupState {
     /// The pipeline ended (or was aborted): nothing more will be written.
     pipeline_gone: bool,
     flusher: Option<Flusher>,
-    /// Messages written and committed, and written but left uncommitted (fenced).
-    committed_messages: u64,
 }
 
 /// The group's bookkeeping for one service instance.
@@ -134,6 +132,8 @@ pub struct Group {
     metrics: Arc<Metrics>,
     rebalance_wait: Duration,
     rebalances: AtomicU64,
+    /// Set after each rebalance: the polling thread pauses or resumes the new assignment.
+    rebalanced: AtomicBool,
 }
 
 impl Group {
@@ -268,6 +268,7 @@ impl ConsumerContext for GroupContext {
             }
         }
         self.group.metrics.set_assigned(&self.group.instance, st.assigned.len());
+        self.group.rebalanced.store(true, Ordering::SeqCst);
     }
 }
 
@@ -338,6 +339,15 @@ impl Member {
     }
 }
 
+impl Drop for Member {
+    /// Dropped without [`Member::close`] (the task was aborted): the polling thread stops, and
+    /// nothing more is committed; the consumer leaves the group when its last user is gone.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.group.mark_gone();
+    }
+}
+
 /// Joins `opts.group` as `instance`: checks that the broker answers and the topic exists
 /// (a clear error otherwise, within a few seconds), subscribes, and starts the polling thread.
 /// Returns the member, its messages (ending after `limit` if given, or on a fatal consumer
@@ -356,6 +366,7 @@ pub async fn join(
         metrics: Arc::clone(&metrics),
         rebalance_wait: opts.rebalance_wait,
         rebalances: AtomicU64::new(0),
+        rebalanced: AtomicBool::new(false),
     });
     let consumer: GroupConsumer = opts
         .config(&[
@@ -365,7 +376,7 @@ pub async fn join(
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("partition.assignment.strategy", "cooperative-sticky"),
-            ("session.timeout.ms", "6000"),
+            ("session.timeout.ms", "10000"),
             ("heartbeat.interval.ms", "500"),
             ("statistics.interval.ms", "1000"),
             // The broker answers a fetch as soon as there is data, or after this.
@@ -394,7 +405,7 @@ pub async fn join(
         );
         std::thread::Builder::new()
             .name(format!("kafka-poll-{instance}"))
-            .spawn(move || poll_loop(&consumer, &group, &tx, &stop, &fatal, limit))?
+            .spawn(move || poll_loop(&consumer, &group, tx, &stop, &fatal, limit))?
     };
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let commit = KafkaCommit {
@@ -428,11 +439,9 @@ async fn check_topic(consumer: &Arc<GroupConsumer>, brokers: &str, topic: &str) 
 fn topic_partitions(metadata: &rdkafka::metadata::Metadata, topic: &str, brokers: &str) -> Result<i32> {
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
-        Some(t) => match t.error() {
-            Some(e) => bail!(
-                "topic {topic} is not usable on {brokers}: {}",
-                RDKafkaErrorCode::from(e)
-            ),
+        Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) => bail!("topic {topic} does not exist on {brokers}"),
+            Some(e) => bail!("topic {topic} is not usable on {brokers}: {e}"),
             None => bail!("topic {topic} has no partitions on {brokers}"),
         },
         None => bail!("topic {topic} does not exist on {brokers}"),
@@ -461,45 +470,65 @@ const BACKLOG: usize = 1024;
 fn poll_loop(
     consumer: &GroupConsumer,
     group: &Group,
-    tx: &tokio::sync::mpsc::Sender<Message>,
+    tx: tokio::sync::mpsc::Sender<Message>,
     stop: &AtomicBool,
     fatal: &Mutex<Option<String>>,
     limit: Option<u64>,
 ) {
     use tokio::sync::mpsc::error::TrySendError;
     let mut remaining = limit.unwrap_or(u64::MAX);
+    // `None` once the limit is reached or the pipeline stopped taking: the message stream has
+    // ended, but the thread goes on polling (partitions paused) until the member closes, so
+    // that the group's rebalances are still served meanwhile.
+    let mut tx = Some(tx);
     let mut paused = false;
     while !stop.load(Ordering::SeqCst) {
         // Hand over what the pipeline has room for.
         let backlog = {
             let mut st = group.lock();
-            while remaining > 0 {
+            let mut ended = remaining == 0;
+            while let (Some(sender), false) = (&tx, ended) {
                 let Some(m) = st.backlog.pop_front() else { break };
                 let origin = m.origin;
-                match tx.try_send(m) {
+                match sender.try_send(m) {
                     Ok(()) => {
                         if let Some(o) = origin {
                             st.pulled.insert(o.partition, o.offset + 1);
                         }
                         remaining -= 1;
+                        ended = remaining == 0;
                     }
                     Err(TrySendError::Full(m)) => {
                         st.backlog.push_front(m);
                         break;
                     }
-                    Err(TrySendError::Closed(_)) => return, // the pipeline is gone
+                    Err(TrySendError::Closed(_)) => ended = true,
                 }
+            }
+            if ended {
+                // Dropping the sender ends the message stream. What was received and not handed
+                // over is never written nor committed: the next owner reads it.
+                tx = None;
+                st.backlog.clear();
             }
             st.backlog.len()
         };
-        if remaining == 0 {
-            return; // the limit is reached: dropping `tx` ends the message stream
-        }
-        if let Ok(assignment) = consumer.assignment() {
-            if backlog >= BACKLOG && !paused {
-                paused = consumer.pause(&assignment).is_ok();
-            } else if backlog == 0 && paused {
-                paused = consumer.resume(&assignment).is_err();
+        let intake = tx.is_some();
+        // A rebalance may have added partitions that are not paused yet, or kept paused ones.
+        let rebalanced = group.rebalanced.swap(false, Ordering::SeqCst);
+        let hold = backlog >= BACKLOG || !intake;
+        let pause = hold && (!paused || rebalanced);
+        let resume = !hold && backlog == 0 && (paused || rebalanced);
+        if pause || resume {
+            if let Ok(assignment) = consumer.assignment() {
+                if pause {
+                    if intake {
+                        tracing::info!(instance = %group.instance, backlog, "the service is behind: pausing the partitions");
+                    }
+                    paused = consumer.pause(&assignment).is_ok();
+                } else {
+                    paused = consumer.resume(&assignment).is_err();
+                }
             }
         }
         let wait = if backlog > 0 { 5 } else { 100 };
@@ -543,7 +572,9 @@ fn poll_loop(
                 }
             }
         };
-        group.lock().backlog.push_back(msg);
+        if intake {
+            group.lock().backlog.push_back(msg);
+        }
     }
 }
 
@@ -552,21 +583,25 @@ fn number(bytes: Option<&[u8]>) -> Option<i64> {
     std::str::from_utf8(bytes?).ok()?.trim().parse().ok()
 }
 
-/// Commit errors that pass: try again.
+/// Commit errors that pass: try again. `IllegalGeneration` and `UnknownMemberId` are among
+/// them: a commit that raced a rebalance carried the old generation, and with the cooperative
+/// protocol the member usually still owns its partitions in the new one; retried, the commit
+/// carries the new generation. Only if they persist was the member fenced.
 fn retriable_commit(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::RebalanceInProgress
-            | RDKafkaErrorCode::CoordinatorLoadInProgress
-            | RDKafkaErrorCode::CoordinatorNotAvailable
-            | RDKafkaErrorCode::NotCoordinator
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::NetworkException
-            | RDKafkaErrorCode::BrokerTransportFailure
-            | RDKafkaErrorCode::OperationTimedOut
-            | RDKafkaErrorCode::WaitingForCoordinator
-            | RDKafkaErrorCode::AllBrokersDown
-    )
+    fenced_commit(code)
+        || matches!(
+            code,
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::WaitingForCoordinator
+                | RDKafkaErrorCode::AllBrokersDown
+        )
 }
 
 /// Commit errors that mean this member no longer owns its partitions: the commit cannot
@@ -577,10 +612,13 @@ fn fenced_commit(code: RDKafkaErrorCode) -> bool {
         RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::UnknownMemberId
             | RDKafkaErrorCode::FencedInstanceId
-            | RDKafkaErrorCode::RebalanceInProgress
             | RDKafkaErrorCode::State
-            | RDKafkaErrorCode::NoOffset
     )
+}
+
+/// Commit errors that end the run: neither retried to success nor a sign of being fenced.
+fn fatal_commit(code: Option<RDKafkaErrorCode>) -> bool {
+    !code.is_some_and(|c| fenced_commit(c) || retriable_commit(c))
 }
 
 fn commit_code(e: &anyhow::Error) -> Option<RDKafkaErrorCode> {
@@ -659,10 +697,10 @@ impl Commit for KafkaCommit {
             .await;
         match result {
             Ok(()) => {}
-            Err(e) if commit_code(&e).is_some_and(fenced_commit) => {
+            Err(e) if !fatal_commit(commit_code(&e)) => {
                 // Not committed, and it cannot be: what this batch wrote is written again by the
                 // partitions' next owner. Keep going; the revoke (or loss) follows.
-                tracing::warn!(instance = %instance, "commit refused, this member is no longer in the group's generation; its partitions' next owner re-reads them: {e:#}");
+                tracing::warn!(instance = %instance, "commit not done, the member was probably fenced; the partitions' next owner re-reads from the last commit: {e:#}");
             }
             Err(e) => return Err(e.context(format!("committing offsets {:?} of topic {}", self.pending, self.topic))),
         }
@@ -670,7 +708,6 @@ impl Commit for KafkaCommit {
         for (p, o) in std::mem::take(&mut self.pending) {
             st.settled.insert(p, o);
         }
-        st.committed_messages += batch.len() as u64;
         drop(st);
         self.group.changed.notify_all();
         Ok(())

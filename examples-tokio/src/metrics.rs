@@ -121,6 +121,10 @@ impl Metrics {
     pub fn set_assigned(&self, instance: &str, partitions: usize) {
         lock(&self.assigned).insert(instance.to_string(), partitions);
     }
+    /// Input partitions `instance` owns.
+    pub fn assigned(&self, instance: &str) -> usize {
+        lock(&self.assigned).get(instance).copied().unwrap_or(0)
+    }
     /// Input partitions owned, summed over the instances.
     pub fn assigned_total(&self) -> usize {
         lock(&self.assigned).values().sum()

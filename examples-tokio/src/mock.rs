@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::app::{RunCtx, run_member};
@@ -35,7 +36,7 @@ pub fn output_topic(args: &crate::app::Args, mode: Mode) -> String {
 /// Dropping it stops the cluster.
 pub struct Cluster {
     pub bootstrap: String,
-    stop: Option<std::sync::mpsc::Sender<()>>,
+    commands: Option<std::sync::mpsc::Sender<(RDKafkaApiKey, Vec<RDKafkaRespErr>)>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -43,7 +44,7 @@ impl Cluster {
     pub fn start(topics: &[(&str, i32)]) -> Result<Self> {
         let topics: Vec<(String, i32)> = topics.iter().map(|(t, p)| (t.to_string(), *p)).collect();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<(RDKafkaApiKey, Vec<RDKafkaRespErr>)>();
         let thread = std::thread::Builder::new().name("kafka-mock".into()).spawn(move || {
             let started = (|| -> Result<MockCluster<'static, _>> {
                 let cluster = MockCluster::new(1).context("cannot start the mock cluster")?;
@@ -57,7 +58,10 @@ impl Cluster {
             match started {
                 Ok(cluster) => {
                     let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                    let _ = stop_rx.recv();
+                    // Until the sender is dropped: inject the errors asked for.
+                    while let Ok((api, errors)) = cmd_rx.recv() {
+                        cluster.request_errors(api, &errors);
+                    }
                     drop(cluster);
                 }
                 Err(e) => {
@@ -68,19 +72,40 @@ impl Cluster {
         let bootstrap = ready_rx.recv().map_err(|_| anyhow!("the mock cluster thread died"))??;
         Ok(Self {
             bootstrap,
-            stop: Some(stop_tx),
+            commands: Some(cmd_tx),
             thread: Some(thread),
         })
+    }
+
+    /// The next requests of kind `api` fail with `errors`, one each, in order (fault injection).
+    pub fn request_errors(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) {
+        if let Some(c) = &self.commands {
+            let _ = c.send((api, errors.to_vec()));
+        }
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.commands.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+/// Settings for clients of the mock cluster. Its group coordinator holds every rebalance open
+/// for the session timeout less a second, waiting for members: a short session keeps each
+/// rebalance to two seconds.
+pub fn settings() -> Vec<(String, String)> {
+    vec![("session.timeout.ms".into(), "3000".into())]
+}
+
+/// [`KafkaOptions`] for the mock cluster at `bootstrap`.
+pub fn options(bootstrap: &str, group: &str, input: &str, output: &str) -> KafkaOptions {
+    let mut opts = KafkaOptions::new(bootstrap, group, input, output);
+    opts.extra = settings();
+    opts
 }
 
 /// A consumer in `group` that only reads offsets and watermarks (it never subscribes).
@@ -212,8 +237,8 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
     let input = args.topic.as_str();
     let output = output_topic(args, ctx.mode);
     let cluster = Cluster::start(&[(input, PARTITIONS), (&output, PARTITIONS)])?;
-    let mut opts = KafkaOptions::new(&cluster.bootstrap, &args.group, input, &output);
-    opts.extra = args.kafka_config.clone();
+    let mut opts = options(&cluster.bootstrap, &args.group, input, &output);
+    opts.extra.extend(args.kafka_config.iter().cloned());
     let checker = Arc::new(checker(&cluster.bootstrap, &args.group)?);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -221,23 +246,48 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
         let mut rx = rx;
         let _ = rx.wait_for(|s| *s).await;
     };
-    let instances = (0..args.instances).map(|i| {
-        let opts = &opts;
-        let stop = stop(stop_rx.clone());
-        async move { run_member(ctx, opts, &format!("{i}"), None, |s| s, stop).await }
-    });
+    // Each instance is a task of its own, as it would be a process of its own.
+    let instances: Vec<_> = (0..args.instances)
+        .map(|i| {
+            let stop = stop(stop_rx.clone());
+            let (args, db, metrics, opts, mode) = (
+                args.clone(),
+                Arc::clone(ctx.db),
+                Arc::clone(ctx.metrics),
+                opts.clone(),
+                ctx.mode,
+            );
+            tokio::spawn(async move {
+                let ctx = RunCtx {
+                    args: &args,
+                    db: &db,
+                    metrics: &metrics,
+                    mode,
+                };
+                run_member(&ctx, &opts, &format!("{i}"), None, |s| s, stop).await
+            })
+        })
+        .collect();
     // Produce, then stop the group once everything produced is committed, or on Ctrl-C.
     let feed = async {
+        // Owned here: however this ends, the instances are told to stop.
+        let stop_tx = stop_tx;
+        let mut shutdown = std::pin::pin!(shutdown);
         // Start producing once the group has its partitions: latency counts from production.
         let started = tokio::time::Instant::now();
         while ctx.metrics.assigned_total() < PARTITIONS as usize && started.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::info!("mock: the group has its partitions; producing");
-        let produced = produce(&cluster.bootstrap, input, args.arrival()).await?;
+        let producing = tokio::time::Instant::now();
+        let produced = tokio::select! {
+            r = produce(&cluster.bootstrap, input, args.arrival()) => r?,
+            () = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                return Ok(producing.elapsed());
+            }
+        };
         tracing::info!("mock: produced {produced}");
-        let shutdown = std::pin::pin!(shutdown);
-        let mut shutdown = shutdown;
         loop {
             let (c, topic) = (Arc::clone(&checker), input.to_string());
             let committed = tokio::task::spawn_blocking(move || committed_total(&c, &topic, PARTITIONS)).await??;
@@ -250,12 +300,19 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
             }
         }
         let _ = stop_tx.send(true);
-        Ok::<u64, anyhow::Error>(produced)
+        Ok::<_, anyhow::Error>(producing.elapsed())
     };
-    let (results, produced) = tokio::join!(futures_util::future::join_all(instances), feed);
-    let produced = produced?;
-    let outcomes: Vec<Outcome> = results.into_iter().collect::<Result<_>>()?;
+    let (results, wall) = tokio::join!(futures_util::future::join_all(instances), feed);
+    // Wall time: from the first message produced to the last one committed (not the group's
+    // first rebalance, which the mock cluster delays by three seconds).
+    let wall = wall?;
+    let outcomes: Vec<Outcome> = results
+        .into_iter()
+        .map(|r| r.map_err(anyhow::Error::from).and_then(|r| r))
+        .collect::<Result<_>>()?;
 
+    let (c, topic) = (Arc::clone(&checker), input.to_string());
+    let produced = tokio::task::spawn_blocking(move || topic_len(&c, &topic, PARTITIONS)).await??;
     let (out, bootstrap) = (output.clone(), cluster.bootstrap.clone());
     let records = tokio::task::spawn_blocking(move || read_all(&bootstrap, &out, PARTITIONS)).await??;
     let (c, input_s) = (Arc::clone(&checker), input.to_string());
@@ -274,7 +331,9 @@ pub async fn run(ctx: &RunCtx<'_>, shutdown: impl Future<Output = ()> + Send) ->
     for (i, o) in outcomes.iter().enumerate() {
         notes.push(format!("  instance {i}: written {}", o.items));
     }
-    Ok((merge(ctx.mode, &outcomes), notes))
+    let mut merged = merge(ctx.mode, &outcomes);
+    merged.elapsed = wall;
+    Ok((merged, notes))
 }
 
 /// The instances' outcomes as one: counts and waits summed, the latency histograms merged.

@@ -80,7 +80,7 @@ fn amounts(brokers: &str) -> HashMap<i64, u32> {
 
 fn start() -> (Cluster, KafkaOptions, Arc<BaseConsumer>) {
     let cluster = Cluster::start(&[(INPUT, PARTITIONS), (OUTPUT, PARTITIONS)]).unwrap();
-    let opts = KafkaOptions::new(&cluster.bootstrap, GROUP, INPUT, OUTPUT);
+    let opts = examples_tokio::mock::options(&cluster.bootstrap, GROUP, INPUT, OUTPUT);
     let checker = Arc::new(checker(&cluster.bootstrap, GROUP).unwrap());
     (cluster, opts, checker)
 }
@@ -204,4 +204,33 @@ async fn stop_midway_commits_what_was_written_and_a_restart_gets_the_rest() {
     let seen = amounts(&cluster.bootstrap);
     assert!((0..N as i64).all(|a| seen.get(&a) == Some(&1)), "each message once");
     assert_eq!(seen.len() as u64, N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_service_pauses_the_partitions_and_loses_nothing() {
+    // 3000 messages are fetched far faster than batches of 50 at 20 ms a query are written:
+    // the channel and the backlog fill up and the partitions are paused, then resumed.
+    const N: u64 = 3_000;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let (cluster, opts, checker) = start();
+    produce(&cluster.bootstrap, PARTITIONS, 0, N).await;
+    let mut env = Env::new(&[]).await;
+    let db = examples_tokio::db::Db::connect("sqlite::memory:")
+        .await
+        .unwrap()
+        .with_latency(Duration::from_millis(20));
+    db.seed(500).await.unwrap();
+    env.db = Arc::new(db);
+    let outcome = run_member(&env.ctx(), &opts, "0", Some(N), |s| s, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(outcome.items, N);
+    let c = Arc::clone(&checker);
+    let done = tokio::task::spawn_blocking(move || committed(&c)).await.unwrap();
+    assert_eq!(done.values().sum::<i64>(), N as i64);
+    let seen = amounts(&cluster.bootstrap);
+    assert!((0..N as i64).all(|a| seen.get(&a) == Some(&1)), "each message once");
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use examples_tokio::batching::FlushReason;
 use examples_tokio::db::Db;
 use examples_tokio::pipeline::{self, Mode, NoCommit, Service, counted};
 use examples_tokio::sequential::Limits;
 use examples_tokio::source::Arrival;
-use prefetch_batch::FlushReason;
 
 async fn stop_midway(mode: Mode) {
     let db = Db::connect("sqlite::memory:")
@@ -44,13 +44,7 @@ async fn stop_midway(mode: Mode) {
         .await
         .unwrap();
 
-    let written: Vec<u64> = batches
-        .lock()
-        .unwrap()
-        .iter()
-        .flatten()
-        .map(|r| r.message.seq)
-        .collect();
+    let written = common::Recording::seqs(&batches);
     let pulled = pulled.load(Ordering::SeqCst);
     // Everything pulled was written, once, in order; the rest stays in the source.
     assert_eq!(written, (0..pulled).collect::<Vec<_>>(), "{mode:?}");

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use clap::Parser;
 use examples_tokio::app::{self, Args};
-use prefetch_batch::FlushReason;
+use examples_tokio::batching::FlushReason;
 
 fn args(extra: &[&str]) -> Args {
     let base = ["enrich", "--quiet", "--customers", "500", "--db-latency-ms", "0"];
@@ -91,4 +91,29 @@ fn bad_flag_and_bad_url_exit_non_zero_without_panic() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout_not_a_hang() {
+    // Accepts connections and never says a word: the handshake must give up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let url = format!("postgres://u:p@127.0.0.1:{port}/db");
+    let err = examples_tokio::db::Db::connect_with_timeout(&url, std::time::Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("PostgreSQL handshake timed out after 300ms"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "cannot connect to PostgreSQL at postgres://u:***@127.0.0.1:{port}/db"
+        )),
+        "{msg}"
+    );
 }

@@ -41,10 +41,38 @@ pub fn check_output(path: &Path, messages: u64, customers: i64) {
     assert!((0..messages).all(|s| seen.contains_key(&s)), "a message is missing");
 }
 
+/// Waits for `child` to exit; kills it and panics with `what` after `secs` seconds.
+pub fn wait_exit(child: &mut std::process::Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: no exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A sink that keeps what it was given, and calls `on_write` first (to inspect the world).
 #[derive(Clone, Default)]
 pub struct Recording {
     pub batches: Arc<Mutex<Vec<Vec<Enriched>>>>,
+}
+
+impl Recording {
+    /// The seq of every record written, in the order written.
+    pub fn seqs(batches: &Mutex<Vec<Vec<Enriched>>>) -> Vec<u64> {
+        batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|r| r.message.seq)
+            .collect()
+    }
 }
 
 impl Sink for Recording {
@@ -150,6 +178,28 @@ pub mod kafka {
         for d in deliveries {
             d.await.unwrap().map_err(|(e, _)| e).unwrap();
         }
+    }
+
+    /// Waits until `group` has committed `n` messages of INPUT (summed over `partitions`);
+    /// returns the committed total. Panics after 60 s.
+    pub async fn wait_committed(brokers: &str, group: &str, partitions: i32, n: i64) -> i64 {
+        let checker = Arc::new(examples_tokio::mock::checker(brokers, group).unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut committed = 0;
+        while committed < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "committed only {committed} of {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let c = Arc::clone(&checker);
+            committed = tokio::task::spawn_blocking(move || {
+                examples_tokio::mock::committed_total(&c, INPUT, partitions).unwrap()
+            })
+            .await
+            .unwrap();
+        }
+        committed
     }
 
     /// Polls `cond` every 20 ms until it holds; panics with `what` after `secs` seconds.
