@@ -433,6 +433,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// `producer` must be this slot's producer (from [`Slot::split`]); with another future, the
     /// consumer would wait for batches nobody publishes here.
     ///
+    /// # Cancel safety
+    /// Dropping this future drops the producer, which publishes its partial batch: what it pulled
+    /// stays in the slot for [`Slot::drain_remainder`].
+    ///
     /// ```
     /// use embassy_sync::blocking_mutex::raw::NoopRawMutex;
     /// use prefetch_batch::{Config, Slot, testing, timer::ManualClock};

@@ -39,7 +39,11 @@ impl<I: Iterator + Unpin> Stream for Iter<I> {
 
 /// Runs two futures in the current task until both complete, polling the first one first: a
 /// producer and its consumer in one task, for tests and examples. (The one-task drivers of
-/// [`BatchExt`](crate::BatchExt) do this, and skip the wake-ups between the halves.)
+/// [`BatchExt`](crate::BatchExt) and [`Slot::join`](crate::Slot::join) do this, and skip the
+/// wake-ups between the halves.)
+///
+/// # Cancel safety
+/// Dropping it drops both futures, as their own cancel safety says.
 pub async fn join<A: core::future::Future<Output = ()>, B: core::future::Future<Output = ()>>(a: A, b: B) {
     let mut a = core::pin::pin!(a);
     let mut b = core::pin::pin!(b);

@@ -86,6 +86,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Drop for EndDriven<'_, M, T, 
 /// race. It is `Sync`, so the driver's future is `Send` and may move between a multi-threaded
 /// runtime's workers. On targets without atomic read-modify-write (thumbv6m), it is
 /// `NoopRawMutex`.
+///
+/// # Panics
+/// `lock` panics if the lock is already held: two callers met, which a slot used by one task
+/// never lets happen (or a closure inside `lock` locked again).
 #[cfg(target_has_atomic = "8")]
 #[derive(Debug)]
 pub struct TaskRawMutex(core::sync::atomic::AtomicBool);
