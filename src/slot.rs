@@ -514,29 +514,39 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// Attaches a producer and a receiver. A slot whose two halves are both gone is reset first:
     /// anything they left behind is dropped, so a `static` slot can be split again.
     pub(crate) fn attach(&self) -> Result<(), crate::SplitError> {
-        let stale = self.with(|s| match (s.producer, s.receiver) {
-            (Attach::None, Attach::None) => Ok(false),
-            (Attach::Gone, Attach::Gone) => Ok(true),
-            _ => Err(crate::SplitError::InUse),
-        })?;
-        if stale {
-            // Dropped outside the lock: item destructors never run in a critical section.
-            let rest = self.drain_remainder();
-            drop(rest);
-            self.with(|s| {
-                s.error = [None, None];
-                s.closed = false;
-                s.close_when_idle = false;
-                s.flush = false;
-                s.consumer_waiting = false;
-                s.producer_awaits_take = false;
-            });
-        }
-        self.with(|s| {
+        // Checked and claimed in one critical section: two threads splitting one `static` slot at
+        // once get one pair and one `InUse`, never two producers.
+        let stale = self.with(|s| {
+            let stale = match (s.producer, s.receiver) {
+                (Attach::None, Attach::None) => false,
+                (Attach::Gone, Attach::Gone) => true,
+                _ => return Err(crate::SplitError::InUse),
+            };
             s.producer = Attach::Attached;
             s.receiver = Attach::Attached;
-        });
+            Ok(stale)
+        })?;
+        if stale {
+            self.reset();
+        }
         Ok(())
+    }
+
+    /// Empties a slot whose earlier halves are both gone, for new ones (not handed out yet, so
+    /// nothing else touches it meanwhile).
+    #[cold]
+    #[inline(never)]
+    fn reset(&self) {
+        // Dropped outside the lock: item destructors never run in a critical section.
+        drop(self.drain_remainder());
+        self.with(|s| {
+            s.error = [None, None];
+            s.closed = false;
+            s.close_when_idle = false;
+            s.flush = false;
+            s.consumer_waiting = false;
+            s.producer_awaits_take = false;
+        });
     }
 
     pub(crate) fn detach_receiver(&self) {

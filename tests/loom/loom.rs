@@ -488,3 +488,21 @@ fn d_receiver_dropped_while_producer_waits() {
         );
     }
 }
+
+/// Two threads split one slot at once: exactly one gets the halves, the other `InUse`, in every
+/// interleaving (the check and the claim are one critical section).
+#[test]
+fn e_concurrent_split_gives_one_pair() {
+    model("e_concurrent_split_gives_one_pair", || {
+        const STEPS: &[Step] = &[Step::Item(0)];
+        let slot: &'static TestSlot<1> = Box::leak(Box::new(TestSlot::<1>::new(NoClock)));
+        let other = thread::spawn(move || {
+            let (source, _) = Script::new(STEPS);
+            slot.split(Values(source), Config::new()).map(core::mem::forget).is_ok()
+        });
+        let (source, _) = Script::new(STEPS);
+        let here = slot.split(Values(source), Config::new()).map(core::mem::forget).is_ok();
+        let there = other.join().unwrap();
+        assert!(here ^ there, "exactly one split succeeds: here {here}, there {there}");
+    });
+}
