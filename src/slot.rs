@@ -226,6 +226,42 @@ impl<T, I: Instant, E> State<T, I, E> {
     }
 }
 
+/// The buffers' accesses as loom models see them: each time a buffer is reached (through a token,
+/// or under the lock), a loom cell per buffer records a read or a write, so loom checks that every
+/// two accesses from different threads are ordered by the slot's synchronization: the data, not
+/// only the roles. Outside `cfg(loom)` it is empty and costs nothing.
+#[cfg(not(loom))]
+#[derive(Debug)]
+struct Tracks;
+
+#[cfg(not(loom))]
+impl Tracks {
+    const fn new() -> Self {
+        Tracks
+    }
+    fn read(&self, _: u8) {}
+    fn write(&self, _: u8) {}
+}
+
+#[cfg(loom)]
+struct Tracks([std::sync::OnceLock<loom::cell::UnsafeCell<()>>; 2]);
+
+#[cfg(loom)]
+impl Tracks {
+    const fn new() -> Self {
+        Tracks([std::sync::OnceLock::new(), std::sync::OnceLock::new()])
+    }
+    fn cell(&self, i: u8) -> &loom::cell::UnsafeCell<()> {
+        self.0[i as usize].get_or_init(|| loom::cell::UnsafeCell::new(()))
+    }
+    fn read(&self, i: u8) {
+        self.cell(i).with(|_| ());
+    }
+    fn write(&self, i: u8) {
+        self.cell(i).with_mut(|_| ());
+    }
+}
+
 /// The producer's exclusive right to the buffer it fills. Made only by the slot when a buffer
 /// turns `Filling`; given back to leave that role. Not `Clone`, not constructible outside.
 #[derive(Debug)]
@@ -304,6 +340,8 @@ pub(crate) struct AfterPublish {
 /// ```
 pub struct Slot<M: RawMutex, T, const N: usize, Tm: Timer, E = Infallible> {
     bufs: [UnsafeCell<Vec<T, N>>; 2],
+    /// What loom sees of the buffers (nothing, outside loom models).
+    tracks: Tracks,
     state: Mutex<M, RefCell<State<T, Tm::Instant, E>>>,
     timer: Tm,
 }
@@ -350,6 +388,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         const { assert!(N > 0, "batch capacity N must be at least 1") };
         Self {
             bufs: [UnsafeCell::new(Vec::new()), UnsafeCell::new(Vec::new())],
+            tracks: Tracks::new(),
             state: Mutex::new(RefCell::new(State {
                 role: [Role::Free; 2],
                 reason: [FlushReason::Full; 2],
@@ -480,6 +519,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// The buffer the producer fills.
     pub(crate) fn filling<'t>(&'t self, t: &'t mut FillToken) -> &'t mut Vec<T, N> {
+        self.tracks.write(t.0);
         // SAFETY: a `FillToken` exists only while its buffer is `Filling`, one per buffer, and it
         // is borrowed mutably for the lifetime of the result: no other reference to this buffer
         // exists (the lock-holding code never touches a `Filling` buffer).
@@ -488,6 +528,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// A lent buffer, shared.
     pub(crate) fn lent<'t>(&'t self, t: &'t LentToken) -> &'t Vec<T, N> {
+        self.tracks.read(t.0);
         // SAFETY: a `LentToken` exists only while its buffer is `Lent`, one per buffer; shared
         // access through `&LentToken` cannot coexist with `lent_mut`'s `&mut LentToken`.
         unsafe { &*self.bufs[t.0 as usize].get() }
@@ -495,6 +536,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// A lent buffer, exclusive.
     pub(crate) fn lent_mut<'t>(&'t self, t: &'t mut LentToken) -> &'t mut Vec<T, N> {
+        self.tracks.write(t.0);
         // SAFETY: as for `lent`; the token is borrowed mutably, so this is the only reference.
         unsafe { &mut *self.bufs[t.0 as usize].get() }
     }
@@ -503,6 +545,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     #[allow(clippy::mut_from_ref)]
     fn locked_buf(&self, s: &State<T, Tm::Instant, E>, i: u8) -> &mut Vec<T, N> {
         debug_assert!(matches!(s.role[i as usize], Role::Ready | Role::Free));
+        self.tracks.write(i);
         // SAFETY: the caller holds the lock (it passes the state borrowed from it), and buffer `i`
         // is `Ready` or `Free`: no token exists for it, so nothing outside the lock refers to it.
         // Every caller drops the reference before the lock is released.

@@ -7,9 +7,12 @@
 //! reports as a deadlock; a wrong handoff shows up as a lost, duplicated or reordered item, an empty
 //! batch, or a failed role assertion (debug assertions are on in the release profile).
 //!
-//! What loom does not see: the buffers are `core::cell::UnsafeCell`s outside the lock, so their
-//! accesses are checked by the typed-token protocol (which every model exercises) and by miri,
-//! not by loom's own cell tracking. Each model leaks its slot (`&'static`, as firmware has it).
+//! Loom sees the buffers too: built with `--cfg loom`, the slot records every access to a buffer
+//! (through a token, or under the lock) in a loom cell per buffer, so an access on one thread that
+//! the slot's synchronization does not order after one on another is a causality violation, not
+//! only a wrong role. (Checked: handing a lent buffer back before clearing it fails
+//! `a_publish_take_release_n1` and `_n2` with "Concurrent write accesses to `UnsafeCell`".) Each
+//! model leaks its slot (`&'static`, as firmware has it).
 //!
 //! Run: `scripts/loom` (`LOOM_MAX_PREEMPTIONS`, default 4).
 #![cfg(loom)]
