@@ -2,10 +2,11 @@
 //!
 //! Each numbered item of the issue is one scenario (a generic `async fn`), run by a small table on
 //! each API it applies to:
-//! - `ForEach`: the one-task driver `for_each_batch`;
+//! - `ForEach`: the one-task driver `for_each_batch` (owned batches);
 //! - `ForEachIn`: the one-task driver over a slot the test owns, `for_each_batch_in`;
-//! - `Split`: the zero-copy halves of `Slot::split`, `Receiver::next` joined with the producer;
-//! - `Spawned`: tokio's `prefetch_batches` (spawned producer, `next_batch` guards, a `Handle`);
+//! - `Split`: the zero-copy halves of `Slot::split`, `Receiver::recv` joined with the producer;
+//! - `Spawned`: tokio's `prefetch_batches` (spawned producer, `recv` guards, controls through a
+//!   clone of its slot);
 //!
 //! on `ManualClock` (virtual time, `block_on`) and on tokio's paused clock, plus a multi-thread
 //! runtime where the issue says so. Everything is deterministic: virtual time only; the only
@@ -29,7 +30,7 @@ use prefetch_batch::{BatchExt, BatchInfo, Config, FlushReason, Slot, Weigher};
 
 // ----- what the caller does, and what it saw -----
 
-/// A control request, made through whatever the API offers (the slot, the receiver, a `Handle`).
+/// A control request, made through whatever the API offers (the slot, or a clone of the tokio stream's slot).
 #[derive(Debug, Clone, Copy)]
 enum Ctl {
     Close,
@@ -174,9 +175,9 @@ trait Drive<Tm: Timer> {
 struct ForEach;
 /// `for_each_batch_in` over a local slot; controls go to the slot.
 struct ForEachIn;
-/// `Slot::split`, producer and a `Receiver::next` loop in `join`; controls go to the receiver.
+/// `Slot::split`, producer and a `Receiver::recv` loop in `join`; controls go to the slot.
 struct Split;
-/// tokio `prefetch_batches`: `next_batch` guards, controls through a `Handle`.
+/// tokio `prefetch_batches`: `recv` guards, controls through a clone of its slot.
 #[cfg(feature = "tokio")]
 struct Spawned;
 
@@ -636,8 +637,8 @@ on_tokio! {
 // On a 2-worker runtime: the spawned producer on a worker, the caller on the test's thread. Real
 // time, but nothing is timed: the bounds are on batches and items, the timeout only guards
 // against a hang.
-// - item 2: the caller takes each batch at once (the race the issue describes; today it fails
-//   only now and then, see the next test for the deterministic case);
+// - item 2: the caller takes each batch at once (the race the issue describes; before the fix it
+//   failed only now and then, see the next test for the deterministic case);
 // - item 3: the coop budget applies to the spawned producer there too.
 #[cfg(feature = "tokio")]
 on_tokio! {

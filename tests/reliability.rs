@@ -632,7 +632,7 @@ mod on_tokio {
         );
     }
 
-    /// A flush requested with every item, from a `Handle`, on a multi-thread runtime, with a source
+    /// A flush requested with every item, from a clone of the stream's slot, on a multi-thread runtime, with a source
     /// that is sometimes not ready (so the producer reads the flushes between bursts).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn flush_storm_on_threads() {
