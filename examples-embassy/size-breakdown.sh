@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where prefetch-batch's bytes go in the size budget's pair (firmware/src/budget.rs): for
+# Where prefetch-batch's bytes go in the size budget's pair (the package `budget/`): for
 # `budget-crate` against `budget-hand`, release (opt-level "s", fat LTO), on thumbv7em-none-eabihf
 # and thumbv6m-none-eabi. Re-run after each change to the core:
 #   examples-embassy/size-breakdown.sh [target...]     (default: both targets)
@@ -17,7 +17,7 @@
 # Needs the two Rust targets and `rustup component add llvm-tools` (for llvm-nm, llvm-objdump).
 set -euo pipefail
 cd "$(dirname "$0")"
-FW=firmware
+FW=budget
 REPO=$(cd .. && pwd)
 TARGETS=${*:-thumbv7em-none-eabihf thumbv6m-none-eabi}
 TARGET_DIR=$(cd "$FW" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')

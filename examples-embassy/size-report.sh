@@ -3,8 +3,9 @@
 # fat LTO) for both targets:
 #  1. the demo: sensor-ingest with prefetch-batch against the hand-written baseline loop, and the
 #     size of the batcher state measured on the target;
-#  2. the size budget: the fair minimal pair `budget-hand` / `budget-crate` (firmware/src/budget.rs,
-#     the same job batched by hand and by prefetch-batch), what the crate adds, and its budget:
+#  2. the size budget: the fair minimal pair `budget-hand` / `budget-crate` (the package `budget/`,
+#     the same job batched by hand and by prefetch-batch, prefetch-batch built without its `stats`
+#     feature), what the crate adds, and its budget:
 #     at most 2,048 B of flash and N*size_of(T) + 128 B of static RAM over the hand-written loop.
 #   examples-embassy/size-report.sh           print the tables
 #   examples-embassy/size-report.sh --write   also replace the tables in the README
@@ -14,10 +15,15 @@
 # installs the first two).
 set -euo pipefail
 cd "$(dirname "$0")"
-FW=firmware
+FW=firmware   # the demo firmware
+BUDGET=budget # the size budget's pair, a package of its own
 TARGETS="thumbv7em-none-eabihf thumbv6m-none-eabi"
-# The firmware's target dir: $CARGO_TARGET_DIR if set, else its own.
-TARGET_DIR=$(cd "$FW" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+# A package's target dir: $CARGO_TARGET_DIR if set, else its own.
+target_dir() {
+    (cd "$1" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+}
+TARGET_DIR=$(target_dir "$FW")
+BUDGET_TARGET_DIR=$(target_dir "$BUDGET")
 
 WRITE=0 CHECK=0
 for arg in "$@"; do
@@ -31,9 +37,9 @@ for arg in "$@"; do
     esac
 done
 
-# The budget. The pair batches `u32` readings, N of them a batch (firmware/src/budget.rs).
-BUDGET_N=$(sed -n 's/^pub const N: usize = \([0-9]*\);$/\1/p' "$FW/src/budget.rs")
-[ -n "$BUDGET_N" ] || { echo "size-report: no 'pub const N: usize' in $FW/src/budget.rs" >&2; exit 2; }
+# The budget. The pair batches `u32` readings, N of them a batch (budget/src/lib.rs).
+BUDGET_N=$(sed -n 's/^pub const N: usize = \([0-9]*\);$/\1/p' "$BUDGET/src/lib.rs")
+[ -n "$BUDGET_N" ] || { echo "size-report: no 'pub const N: usize' in $BUDGET/src/lib.rs" >&2; exit 2; }
 BUDGET_FLASH=2048
 BUDGET_RAM=$((BUDGET_N * 4 + 128)) # one more buffer of N u32 readings, plus 128 B of state
 
@@ -74,7 +80,7 @@ demo_table() {
 # One row per target and measure: "target measure hand crate added budget verdict".
 budget_rows() {
     for target in $TARGETS; do
-        local elf="$TARGET_DIR/$target/release"
+        local elf="$BUDGET_TARGET_DIR/$target/release"
         read -r fh rh < <(flash_ram "$elf/budget-hand")
         read -r fc rc < <(flash_ram "$elf/budget-crate")
         for m in "flash $fh $fc $BUDGET_FLASH" "static-RAM $rh $rc $BUDGET_RAM"; do
@@ -108,7 +114,9 @@ replace_in_readme() { # marker table
 }
 
 for target in $TARGETS; do
-    (cd "$FW" && cargo build -q --release --locked --target "$target" --bins)
+    for package in "$FW" "$BUDGET"; do
+        (cd "$package" && cargo build -q --release --locked --target "$target" --bins)
+    done
 done
 DEMO=$(demo_table)
 BUDGET=$(budget_table)

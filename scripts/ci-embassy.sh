@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FW=examples-embassy/firmware
+BUDGET=examples-embassy/budget # the size budget's pair, a package of its own
 SIZE_BUDGET=${SIZE_BUDGET:-report}
 case $SIZE_BUDGET in report | enforce) ;; *)
     echo "SIZE_BUDGET must be 'report' or 'enforce', not '$SIZE_BUDGET'" >&2
@@ -108,10 +109,16 @@ step "a failed self-check fails the run (the hand-written baseline loses reading
 run baseline 1 bash -c "cd $FW && cargo run -q --release --locked --target thumbv7em-none-eabihf --bin baseline"
 grep -q "check FAILED" "$LOGS/baseline.log" || fail "baseline: no 'check FAILED' line"
 
+step "size budget pair: prefetch-batch built without 'stats', as a firmware that only sums batches"
+features=$(cd "$BUDGET" && cargo tree --locked -e features -i prefetch-batch --target thumbv6m-none-eabi)
+echo "$features"
+! grep -Eq 'prefetch-batch feature "(stats|default)"' <<<"$features" || fail "the budget pair builds prefetch-batch with 'stats'"
+
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     step "size budget pair on $target: hand-written loop and prefetch-batch do the same job"
+    (cd "$BUDGET" && cargo build --release --locked --target "$target" --bins)
     for bin in budget-hand budget-crate; do
-        run "$bin-$target" 0 bash -c "cd $FW && cargo run -q --release --locked --target $target --bin $bin"
+        run "$bin-$target" 0 bash -c "cd $BUDGET && cargo run -q --release --locked --target $target --bin $bin"
     done
     grep -Eq '^sum [0-9]+ of [0-9]+ readings in [0-9]+ batches, [0-9]+ full$' "$LOGS/budget-hand-$target.log" ||
         fail "budget-hand: no 'sum S of R readings in B batches, F full' line"

@@ -1,17 +1,11 @@
-//! What the sensor demo needs from the board: a SysTick time driver for embassy-time, and output
-//! and exit through semihosting (QEMU prints the text and exits with the status).
+//! What the sensor demo needs from the board: a SysTick time driver for embassy-time (from the
+//! `mcu` crate, shared with the size-budget firmware in `budget/`), and output and exit through
+//! semihosting (QEMU prints the text and exits with the status).
 #![no_std]
 
-pub mod budget;
-pub mod time_driver;
+pub use mcu::{CORE_HZ, time_driver};
 
 use sensor_app::Io;
-
-/// The core clock, which SysTick counts: 25 MHz on the mps2 boards, 16 MHz on the micro:bit.
-#[cfg(board = "mps2")]
-pub const CORE_HZ: u32 = 25_000_000;
-#[cfg(board = "microbit")]
-pub const CORE_HZ: u32 = 16_000_000;
 
 fn print(line: core::fmt::Arguments) {
     semihosting::println!("{}", line);

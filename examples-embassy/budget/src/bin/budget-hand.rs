@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use board::budget::{self, MAX_WAIT_MS, N, READINGS, Tally};
+use budget::{MAX_WAIT_MS, N, READINGS, Tally};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either, select};
 use embassy_time::{Duration, Instant, Timer};

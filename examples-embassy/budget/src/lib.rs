@@ -7,13 +7,15 @@
 //! emits. After the last reading, the consumer prints `sum S of R readings in B batches, F full` and exits
 //! with status 0. Nothing here uses `core::fmt`, so the flash left is the batching's and the
 //! runtime's.
+#![no_std]
 
 use embassy_executor::Spawner;
 use embassy_sync::channel::Channel;
 use embassy_time::Timer;
 use semihosting::io::Write;
 
-pub use sensor_app::Cs;
+/// The mutex of the channel and the slot.
+pub type Cs = embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 
 /// Batch capacity.
 pub const N: usize = 32;
@@ -36,7 +38,7 @@ pub fn start(spawner: Spawner) {
     let Some(core) = cortex_m::Peripherals::take() else {
         panic()
     };
-    crate::time_driver::init(core.SYST, crate::CORE_HZ);
+    mcu::time_driver::init(core.SYST, mcu::CORE_HZ);
     match sensor() {
         Ok(token) => spawner.spawn(token),
         Err(_) => panic(),
