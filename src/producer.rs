@@ -71,8 +71,9 @@ type SleepOf<R> = <<<R as core::ops::Deref>::Target as SlotTypes>::Timer as Time
 /// consumer in one task. It finishes when the source ends, the slot is closed, or the receiver is
 /// gone.
 ///
-/// The producer is itself the future: no second copy of its state, which matters in an embassy
-/// task's static memory.
+/// The producer is itself the future: awaiting it in place (`(&mut producer).await` when it is
+/// `Unpin`, or a `&'static mut` in an embassy task, see [`embassy`](crate::embassy)) keeps one copy
+/// of its state.
 ///
 /// # Cancel safety
 /// Dropping it publishes the partial batch and leaves an item it pulled but had not placed in the

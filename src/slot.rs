@@ -580,8 +580,22 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     #[cold]
     #[inline(never)]
     fn reset(&self) {
-        // Dropped outside the lock: item destructors never run in a critical section.
-        drop(self.drain_remainder());
+        if core::mem::needs_drop::<T>() || core::mem::needs_drop::<E>() {
+            // Dropped outside the lock: item destructors never run in a critical section.
+            drop(self.drain_remainder());
+        } else {
+            // Nothing to drop: emptied in place, with no copy of the buffers.
+            self.with(|s| {
+                for i in 0..2 {
+                    self.locked_buf(s, i).clear();
+                    s.role[i as usize] = Role::Free;
+                    s.first_at[i as usize] = None;
+                }
+                s.queued = 0;
+                s.open = None;
+                s.parked = None;
+            });
+        }
         self.with(|s| {
             s.error = [None, None];
             s.closed = false;
