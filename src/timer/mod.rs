@@ -27,11 +27,13 @@ pub use manual::{ManualClock, ManualSleep};
 #[cfg(feature = "embassy")]
 mod embassy;
 #[cfg(feature = "embassy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "embassy")))]
 pub use self::embassy::EmbassyTimer;
 
 #[cfg(feature = "tokio")]
 mod tokio;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use self::tokio::TokioTimer;
 
 /// A point in time of a [`Timer`]'s clock.
