@@ -10,6 +10,9 @@ use crate::timer::{Span, SpanOf, Timer};
 ///
 /// Any `Fn(&T) -> usize` is a weigher. [`Unweighted`] is the default and costs nothing.
 pub trait Weigher<T> {
+    /// Whether items have weights at all. `false` only for [`Unweighted`], which lets the engine
+    /// leave the weight arithmetic out of the build.
+    const WEIGHS: bool = true;
     /// The weight of one item.
     fn weigh(&self, item: &T) -> usize;
 }
@@ -20,6 +23,7 @@ pub trait Weigher<T> {
 pub struct Unweighted;
 
 impl<T> Weigher<T> for Unweighted {
+    const WEIGHS: bool = false;
     fn weigh(&self, _: &T) -> usize {
         0
     }

@@ -340,8 +340,9 @@ where
                     Room::None => return Poll::Pending,
                 }
             }
-            let next = match (&mut self.own, self.limits.max_weight) {
-                (Some(t), None) => {
+            let unweighted = !W::WEIGHS || self.limits.max_weight.is_none();
+            let next = match (&mut self.own, unweighted) {
+                (Some(t), true) => {
                     let buf = self.slot.filling(t);
                     if buf.is_empty() {
                         // The first item of a batch takes the general path: it stamps the batch.
@@ -509,7 +510,7 @@ where
         at: Option<Tm::Instant>,
         cx: &mut Context<'_>,
     ) -> Result<Option<AfterPublish>, T> {
-        let w = self.weigher.weigh(&item);
+        let w = if W::WEIGHS { self.weigher.weigh(&item) } else { 0 };
         let mut item = item;
         let mut published = None;
         loop {
@@ -525,7 +526,7 @@ where
             }
             let Some(t) = &mut self.own else { unreachable!() };
             let buf = self.slot.filling(t);
-            if !self.limits.fits(buf.len(), self.fill.weight, w) {
+            if !Self::fits(&self.limits, buf.len(), self.fill.weight, w) {
                 published = self.publish_own(FlushReason::Full, cx).or(published);
                 continue;
             }
@@ -543,7 +544,7 @@ where
                 let at = at.unwrap_or_else(|| self.slot.timer().now());
                 self.fill.start(at, self.limits.max_wait);
             }
-            if self.limits.is_full(len, self.fill.weight) {
+            if Self::is_full(&self.limits, len, self.fill.weight) {
                 published = self.publish_own(FlushReason::Full, cx).or(published);
             } else if len == self.fill.check_len && self.fill.deadline_passed(self.slot.timer().now(), len) {
                 published = self.publish_own(FlushReason::Deadline, cx).or(published);
@@ -619,6 +620,25 @@ where
         Poll::Pending
     }
 
+    /// [`Limits::fits`], with the weight checks left out of the build for a weigher that cannot
+    /// weigh ([`Unweighted`](crate::Unweighted)).
+    fn fits(limits: &Limits<SpanOf<Tm>>, len: usize, weight: usize, w: usize) -> bool {
+        if W::WEIGHS {
+            limits.fits(len, weight, w)
+        } else {
+            len == 0 || len < limits.max_items
+        }
+    }
+
+    /// [`Limits::is_full`], likewise.
+    fn is_full(limits: &Limits<SpanOf<Tm>>, len: usize, weight: usize) -> bool {
+        if W::WEIGHS {
+            limits.is_full(len, weight)
+        } else {
+            len >= limits.max_items
+        }
+    }
+
     /// Publishes the buffer being filled, if it holds anything.
     fn publish_own(&mut self, reason: FlushReason, cx: &mut Context<'_>) -> Option<AfterPublish> {
         let t = self.own.as_mut()?;
@@ -634,7 +654,7 @@ where
             first_at: fill.first_at,
             weight: fill.weight,
             error: None,
-            open: reason.stays_open() && !self.limits.is_full(len, fill.weight),
+            open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
         };
         Some(self.slot.publish(t, p, cx))
     }
