@@ -27,6 +27,7 @@ use core::cell::{RefCell, UnsafeCell};
 use core::convert::Infallible;
 use core::fmt;
 use core::ops::Deref;
+use core::sync::atomic::{AtomicU32, Ordering};
 use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
@@ -78,9 +79,6 @@ struct State<T, I: Instant, E> {
     receiver: Attach,
     /// The receiver is parked in `poll_take`, waiting for a batch.
     consumer_waiting: bool,
-    /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
-    /// again while this changes, instead of a round trip through the executor.
-    handoffs: u32,
     /// The producer handed a batch to a waiting receiver and waits until it is taken: wake it then.
     producer_awaits_take: bool,
     producer_waker: Registration,
@@ -173,14 +171,19 @@ impl Wake {
 
 impl<T, I: Instant, E> State<T, I, E> {
     /// A batch or the end was handed to the consumer: its waker, unless the driver polls it anyway.
-    fn handoff_to_consumer(&mut self) -> Option<Waker> {
-        self.handoffs = self.handoffs.wrapping_add(1);
+    fn handoff_to_consumer(&mut self, count: &AtomicU32) -> Option<Waker> {
+        Self::count(count);
         if self.driven { None } else { self.consumer_waker.take() }
     }
     /// A buffer was handed back to the producer.
-    fn handoff_to_producer(&mut self) -> Option<Waker> {
-        self.handoffs = self.handoffs.wrapping_add(1);
+    fn handoff_to_producer(&mut self, count: &AtomicU32) -> Option<Waker> {
+        Self::count(count);
         if self.driven { None } else { self.producer_waker.take() }
+    }
+    /// One more handoff. Under the slot's lock, so a load and a store do (thumbv6m has no atomic
+    /// read-modify-write); read without the lock by the in-task driver.
+    fn count(count: &AtomicU32) {
+        count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
     fn push_back(&mut self, i: u8) {
         self.queue[self.queued as usize] = i;
@@ -342,6 +345,9 @@ pub struct Slot<M: RawMutex, T, const N: usize, Tm: Timer, E = Infallible> {
     bufs: [UnsafeCell<Vec<T, N>>; 2],
     /// What loom sees of the buffers (nothing, outside loom models).
     tracks: Tracks,
+    /// Counts handoffs (publish, hand-back, producer done): the in-task driver polls both halves
+    /// again while this changes, instead of a round trip through the executor.
+    handoffs: AtomicU32,
     state: Mutex<M, RefCell<State<T, Tm::Instant, E>>>,
     timer: Tm,
 }
@@ -389,6 +395,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         Self {
             bufs: [UnsafeCell::new(Vec::new()), UnsafeCell::new(Vec::new())],
             tracks: Tracks::new(),
+            handoffs: AtomicU32::new(0),
             state: Mutex::new(RefCell::new(State {
                 role: [Role::Free; 2],
                 reason: [FlushReason::Full; 2],
@@ -405,7 +412,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 producer: Attach::None,
                 receiver: Attach::None,
                 consumer_waiting: false,
-                handoffs: 0,
                 producer_awaits_take: false,
                 producer_waker: Registration::new(),
                 consumer_waker: Registration::new(),
@@ -746,7 +752,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.producer_awaits_take = true;
                 s.producer_waker.register(cx.waker(), false);
             }
-            (after, s.handoff_to_consumer())
+            (after, s.handoff_to_consumer(&self.handoffs))
         });
         if let Some(w) = wake {
             w.wake();
@@ -771,7 +777,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             }
             s.producer = Attach::Gone;
             s.open = None;
-            s.handoff_to_consumer()
+            s.handoff_to_consumer(&self.handoffs)
         });
         if let Some(w) = wake {
             w.wake();
@@ -826,7 +832,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 #[cfg(feature = "stats")]
                 s.stats.error();
                 let error = s.error[i as usize].take();
-                return (Poll::Ready(error.map(Err)), s.handoff_to_producer().or(producer));
+                return (
+                    Poll::Ready(error.map(Err)),
+                    s.handoff_to_producer(&self.handoffs).or(producer),
+                );
             };
             s.first_at[i as usize] = Some(first_at);
             let now = self.timer.now();
@@ -895,12 +904,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 // The error follows the batch just handed back: it is next in line, alone.
                 s.role[i as usize] = Role::Ready;
                 s.push_front(i);
-                s.handoff_to_consumer()
+                s.handoff_to_consumer(&self.handoffs)
             } else {
                 s.role[i as usize] = Role::Free;
                 None
             };
-            Wake(to_consumer, s.handoff_to_producer())
+            Wake(to_consumer, s.handoff_to_producer(&self.handoffs))
         });
         wake.now();
     }
@@ -912,9 +921,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         items
     }
 
-    /// How many handoffs happened so far (wrapping); see [`State::handoffs`].
+    /// How many handoffs happened so far (wrapping); see [`Slot::handoffs`].
     pub(crate) fn handoffs(&self) -> u32 {
-        self.with(|s| s.handoffs)
+        self.handoffs.load(Ordering::Relaxed)
     }
 
     /// The in-task driver starts polling both halves; see [`State::driven`].
