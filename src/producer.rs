@@ -1,6 +1,6 @@
 //! [`Producer`]: pulls items from the source, applies the batching policy, publishes batches.
 //!
-//! The producer is a plain future ([`Producer::run`]); where it runs is the executor seam (see
+//! The producer is a plain future ([`Producer`] itself); where it runs is the executor seam (see
 //! [`executor`](crate::executor)). It keeps each batch's deadline while the caller is busy, and
 //! stops pulling from the source when both buffers are taken. Dropping it mid-way loses nothing:
 //! its partial batch is published with reason [`FlushReason::Close`], and an item it had pulled
