@@ -277,7 +277,8 @@ impl<'s> World<'s> {
         }
         let now = self.clock.elapsed();
         assert!(info.first_at <= now, "first item in the future");
-        assert_eq!(info.age, now - info.first_at, "age");
+        let age = info.age_at(now);
+        assert_eq!(age, now - info.first_at, "age");
         match info.reason {
             FlushReason::Full => {
                 let last = *items.last().unwrap();
@@ -292,11 +293,7 @@ impl<'s> World<'s> {
             }
             FlushReason::Deadline => {
                 let d = c.max_wait.expect("Deadline without max_wait");
-                assert!(
-                    info.age >= d,
-                    "Deadline batch emitted before max_wait: age {:?}",
-                    info.age
-                );
+                assert!(age >= d, "Deadline batch emitted before max_wait: age {age:?}");
             }
             FlushReason::Idle => assert!(c.idle.is_some(), "Idle without an idle limit"),
             FlushReason::Flush => assert!(self.flushed, "Flush never requested"),

@@ -67,9 +67,10 @@ impl FlushReason {
 
 /// What a batch says about itself: why it was emitted and when its first item arrived.
 ///
-/// Times are in the batcher's timer's own units: `first_at` is an instant of its clock and `age`
-/// its span (a `Duration` on tokio and [`ManualClock`](crate::timer::ManualClock), ticks on
-/// embassy); [`Span::to_duration`] converts.
+/// `first_at` is an instant of the batcher's timer (a tokio `Instant` on tokio, a `Duration`
+/// since its epoch on [`ManualClock`](crate::timer::ManualClock), an embassy `Instant` on
+/// embassy). Handing a batch over reads no clock: the batch's age is
+/// [`age_at`](Self::age_at) the instant you read yourself, when you want it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchInfo<I: Instant> {
@@ -77,20 +78,31 @@ pub struct BatchInfo<I: Instant> {
     pub reason: FlushReason,
     /// When its first (oldest) item was pulled from the source, on the batcher's timer.
     pub first_at: I,
-    /// How old its oldest item was when the batch was handed to the caller.
-    pub age: I::Span,
+}
+
+impl<I: Instant> BatchInfo<I> {
+    /// How old the batch's oldest item is at `now` (an instant of the same timer; zero if `now`
+    /// is earlier). [`Span::to_duration`] converts.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use prefetch_batch::{BatchExt, Config, testing, timer::ManualClock};
+    ///
+    /// static CLOCK: ManualClock = ManualClock::new();
+    /// CLOCK.block_on(testing::iter(0..4u32).for_each_batch(Config::<4>::new(), &CLOCK, |batch| {
+    ///     assert_eq!(batch.info.age_at(CLOCK.elapsed()), Duration::ZERO); // no time passed
+    ///     async {}
+    /// })).unwrap();
+    /// ```
+    pub fn age_at(&self, now: I) -> I::Span {
+        now.saturating_since(self.first_at)
+    }
 }
 
 #[cfg(feature = "defmt")]
 impl<I: Instant> defmt::Format for BatchInfo<I> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        let age = self.age.to_duration();
-        defmt::write!(
-            f,
-            "BatchInfo {{ reason: {}, age: {}ms }}",
-            self.reason,
-            age.as_secs() * 1000 + u64::from(age.subsec_millis())
-        )
+        defmt::write!(f, "BatchInfo {{ reason: {} }}", self.reason)
     }
 }
 
@@ -99,6 +111,9 @@ impl<I: Instant> defmt::Format for BatchInfo<I> {
 pub(crate) struct Limits<S> {
     pub(crate) max_items: usize,
     pub(crate) max_wait: Option<S>,
+    /// A quarter of `max_wait`: a source that gives half a batch or more within it fills a whole
+    /// batch well before the deadline (see [`Fill::start`]).
+    pub(crate) quick: Option<S>,
     pub(crate) idle: Option<S>,
     pub(crate) max_weight: Option<usize>,
 }
@@ -130,6 +145,9 @@ pub(crate) struct Fill<I: Instant> {
     /// one was.
     stride: usize,
     checked_at: Option<I>,
+    /// The batch length at the last clock read (after [`Fill::next`]: the items the previous
+    /// batch took after its last read).
+    checked_len: usize,
 }
 
 impl<I: Instant> Fill<I> {
@@ -142,24 +160,48 @@ impl<I: Instant> Fill<I> {
             check_len: 0,
             stride: 1,
             checked_at: None,
+            checked_len: 0,
         }
     }
 
     /// The state for the next batch: empty, with the stride this one learned, at most half a
     /// batch (so a source that turns slow is looked at within half a batch, then closely).
-    pub(crate) fn next(&self, max_items: usize) -> Self {
+    /// It carries the last clock read of a batch of `len` items too, for [`Fill::start`].
+    pub(crate) fn next(&self, max_items: usize, len: usize) -> Self {
         let mut next = Self::new();
         next.stride = self.stride.min(max_items / 2).max(1);
+        next.checked_at = self.checked_at;
+        next.checked_len = len.saturating_sub(self.checked_len);
         next
     }
 
-    /// The first item of the batch was pulled at `at`.
-    pub(crate) fn start(&mut self, at: I, max_wait: Option<I::Span>) {
+    /// The first item of the batch was pulled at `at` (a clock read the batch needs anyway).
+    ///
+    /// If, since the previous batch's last clock read, at least half a batch arrived within
+    /// `quick` (a quarter of `max_wait`), a whole batch at that rate fills within half of
+    /// `max_wait`: the burst reads the clock no more until the batch is full (a source that turns
+    /// slow in the middle of such a batch is looked at when it is full or has nothing ready, and
+    /// its next batch is read closely again). Otherwise the burst reads the clock at the stride
+    /// of [`Fill::deadline_passed`].
+    pub(crate) fn start(&mut self, at: I, limits: &Limits<I::Span>) {
         self.first_at = Some(at);
-        self.deadline = max_wait.and_then(|d| at.checked_add(d));
+        self.deadline = limits.max_wait.and_then(|d| at.checked_add(d));
         if self.deadline.is_some() {
+            let items = self.checked_len + 1;
+            let quick = match (self.checked_at, limits.quick) {
+                (Some(last), Some(q)) if items.saturating_mul(2) >= limits.max_items => {
+                    let quick = last.checked_add(q).is_some_and(|by| at <= by);
+                    if !quick {
+                        // Half a batch took longer than that: look closely from the start.
+                        self.stride = 1;
+                    }
+                    quick
+                }
+                _ => false,
+            };
             self.checked_at = Some(at);
-            self.check_len = 1 + self.stride;
+            self.checked_len = 1;
+            self.check_len = if quick { 0 } else { 1 + self.stride };
         }
     }
 
@@ -167,8 +209,9 @@ impl<I: Instant> Fill<I> {
     /// the next look so that, at the rate items arrived since the last look, it falls at most one
     /// item after the deadline: the stride doubles while the deadline is far, and shrinks as it
     /// nears. The stride carries over to the next batch (at most half a batch): an always-ready
-    /// source that is fast costs about log2(N) clock reads for its first batch and one per batch
-    /// after that; one that is slow is cut within one item of `max_wait`.
+    /// source that is fast costs about log2(N) clock reads for its first batch and none in the
+    /// burst after that (see [`Fill::start`]); one that is slow is cut within one item of
+    /// `max_wait`.
     pub(crate) fn deadline_passed(&mut self, now: I, len: usize) -> bool {
         let (Some(deadline), Some(last)) = (self.deadline, self.checked_at) else {
             self.check_len = 0;
@@ -190,6 +233,7 @@ impl<I: Instant> Fill<I> {
         }
         self.stride = stride;
         self.checked_at = Some(now);
+        self.checked_len = len;
         self.check_len = len.saturating_add(stride);
         false
     }

@@ -542,7 +542,7 @@ where
             self.pushed = true;
             if first {
                 let at = at.unwrap_or_else(|| self.slot.timer().now());
-                self.fill.start(at, self.limits.max_wait);
+                self.fill.start(at, &self.limits);
             }
             if Self::is_full(&self.limits, len, self.fill.weight) {
                 published = self.publish_own(FlushReason::Full, cx).or(published);
@@ -570,7 +570,7 @@ where
         }
         let Some(t) = self.own.take() else { unreachable!() };
         self.closing |= self.stop_on_error;
-        let next = self.fill.next(self.limits.max_items);
+        let next = self.fill.next(self.limits.max_items, 0);
         let fill = core::mem::replace(&mut self.fill, next);
         let p = Published {
             reason: FlushReason::Error,
@@ -647,7 +647,7 @@ where
             return None;
         }
         let t = self.own.take()?;
-        let next = self.fill.next(self.limits.max_items);
+        let next = self.fill.next(self.limits.max_items, len);
         let fill = core::mem::replace(&mut self.fill, next);
         let p = Published {
             reason,

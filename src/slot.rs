@@ -838,9 +838,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 );
             };
             s.first_at[i as usize] = Some(first_at);
-            let now = self.timer.now();
+            // The only clock read of a take, and only for the counters.
             #[cfg(feature = "stats")]
             {
+                let now = self.timer.now();
                 if let Wait::Since(since) = core::mem::replace(&mut s.waits.consumer, Wait::No) {
                     s.stats.consumer_waited(now.saturating_since(since));
                 }
@@ -851,7 +852,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             let info = BatchInfo {
                 reason: s.reason[i as usize],
                 first_at,
-                age: now.saturating_since(first_at),
             };
             (Poll::Ready(Some(Ok((LentToken(i), info)))), producer)
         });
@@ -881,13 +881,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.role[i as usize] = Role::Lent;
                 s.reason[i as usize] = FlushReason::Close;
                 s.first_at[i as usize] = Some(first_at);
-                let age = self.timer.now().saturating_since(first_at);
                 #[cfg(feature = "stats")]
-                s.stats.batch(FlushReason::Close, 1, age);
+                s.stats
+                    .batch(FlushReason::Close, 1, self.timer.now().saturating_since(first_at));
                 let info = BatchInfo {
                     reason: FlushReason::Close,
                     first_at,
-                    age,
                 };
                 Some(Ok((LentToken(i), info)))
             }

@@ -60,7 +60,7 @@ fn run(events: Vec<Event<u32>>, config: Config<4>, process: core::time::Duration
                         error: None,
                         first_at: clock.since(info.first_at, start),
                         taken_at: clock.since(clock.now(), start),
-                        age: info.age.to_duration(),
+                        age: info.age_at(clock.now()).to_duration(),
                     });
                     if !process.is_zero() {
                         clock.sleep_until(clock.add(clock.now(), process).unwrap()).await;

@@ -114,7 +114,7 @@ async fn on_batch<Tm: Timer>(
             items: items.to_vec(),
             reason: info.reason,
             first_at: timer.since(info.first_at, start),
-            age: info.age.to_duration(),
+            age: info.age_at(timer.now()).to_duration(),
             taken_at: timer.since(timer.now(), start),
         });
         if let Some(most) = plan.most {
@@ -448,6 +448,48 @@ async fn slow_ready_source_keeps_max_wait<D: Drive<Tm>, Tm: Clock>(timer: Tm) {
     assert_eq!(last.reason, FlushReason::End);
 }
 
+/// The same source, fast for its first 72 items (no time passes), then slow (1 ms per item);
+/// N = 32, `max_wait` 10 ms. While it is fast, the producer reads the clock once per batch; the
+/// batch in which it turns slow is cut when it is full (the README's bound: at most `max_items`
+/// items late), and every batch after it within `max_wait` plus one item again.
+async fn ready_source_turning_slow_is_caught_within_a_batch<D: Drive<Tm>, Tm: Clock>(timer: Tm) {
+    const ITEMS: u32 = 300;
+    let mut step = timer.step();
+    let mut pulled = 0u32;
+    let source = SlowReady {
+        next: 0,
+        end: ITEMS,
+        step: move |cx: &mut Context<'_>| {
+            pulled += 1;
+            if pulled > 72 {
+                step(cx);
+            }
+        },
+    };
+    let got = D::drive::<_, _, 32>(timer, source, Config::new().max_wait(ms(10)), &Plan::default()).await;
+    assert_eq!(
+        delivered(&got),
+        (0..ITEMS).collect::<Vec<_>>(),
+        "every item once, in order"
+    );
+    let late: Vec<usize> = (0..got.len())
+        .filter(|&i| got[i].age > ms(11) || got[i].taken_at - got[i].first_at > ms(11))
+        .collect();
+    assert!(late.len() <= 1, "at most the batch that turned slow is late: {late:?}");
+    for &i in &late {
+        assert_eq!(
+            (got[i].reason, got[i].items.len()),
+            (FlushReason::Full, 32),
+            "batch {i}"
+        );
+        assert!(got[i].items.contains(&72), "batch {i} is the one that turned slow");
+    }
+    let after = got.iter().position(|g| g.items.contains(&72)).expect("item 72") + 1;
+    for (i, g) in got.iter().enumerate().skip(after).take(got.len() - after - 1) {
+        assert_eq!(g.reason, FlushReason::Deadline, "batch {i}: {} items", g.items.len());
+    }
+}
+
 // ----- 2. close() while a fast caller keeps up with an endless ready source -----
 
 /// `close()` after batch 5: at most 3 more batches (two buffers and the partial batch), then the
@@ -575,6 +617,8 @@ manual! {
     slow_ready_source_keeps_max_wait_manual_for_each: slow_ready_source_keeps_max_wait::<ForEach>,
     slow_ready_source_keeps_max_wait_manual_for_each_in: slow_ready_source_keeps_max_wait::<ForEachIn>,
     slow_ready_source_keeps_max_wait_manual_split: slow_ready_source_keeps_max_wait::<Split>,
+    ready_source_turning_slow_manual_for_each: ready_source_turning_slow_is_caught_within_a_batch::<ForEach>,
+    ready_source_turning_slow_manual_split: ready_source_turning_slow_is_caught_within_a_batch::<Split>,
     close_is_seen_during_an_endless_burst_manual_for_each_in: close_is_seen_during_an_endless_burst::<ForEachIn>,
     close_is_seen_during_an_endless_burst_manual_split: close_is_seen_during_an_endless_burst::<Split>,
     close_when_idle_drains_the_backlog_manual_for_each_in: close_when_idle_drains_the_backlog::<ForEachIn>,
@@ -617,6 +661,8 @@ on_tokio! {
     slow_ready_source_keeps_max_wait_tokio_for_each: slow_ready_source_keeps_max_wait::<ForEach>,
     slow_ready_source_keeps_max_wait_tokio_for_each_in: slow_ready_source_keeps_max_wait::<ForEachIn>,
     slow_ready_source_keeps_max_wait_tokio_split: slow_ready_source_keeps_max_wait::<Split>,
+    ready_source_turning_slow_tokio_spawned: ready_source_turning_slow_is_caught_within_a_batch::<Spawned>,
+    ready_source_turning_slow_tokio_for_each: ready_source_turning_slow_is_caught_within_a_batch::<ForEach>,
     close_is_seen_during_an_endless_burst_tokio_spawned: close_is_seen_during_an_endless_burst::<Spawned>,
     close_is_seen_during_an_endless_burst_tokio_for_each_in: close_is_seen_during_an_endless_burst::<ForEachIn>,
     close_is_seen_during_an_endless_burst_tokio_split: close_is_seen_during_an_endless_burst::<Split>,

@@ -167,8 +167,14 @@ fn late_timer_jumps_past_several_deadlines() {
             "the source has not ended"
         );
     };
-    let shape =
-        |b: &prefetch_batch::BatchGuard<'_, u32, 4, _>| (b.to_vec(), b.info().reason, b.info().first_at, b.info().age);
+    let shape = |b: &prefetch_batch::BatchGuard<'_, u32, 4, _>| {
+        (
+            b.to_vec(),
+            b.info().reason,
+            b.info().first_at,
+            b.info().age_at(clock.now()),
+        )
+    };
 
     // t = 0: one item; its idle gap (3 ms) and deadline (10 ms) are armed.
     fed.push(0);
@@ -258,7 +264,7 @@ fn late_timer_never_fires_for_a_later_batch() {
     poll_producer();
     let b = poll_once(rx.recv()).flatten().unwrap();
     assert_eq!(
-        (b.to_vec(), b.info().reason, b.info().age),
+        (b.to_vec(), b.info().reason, b.info().age_at(clock.now())),
         (vec![2], FlushReason::Deadline, ms(9_995))
     );
 }

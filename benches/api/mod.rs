@@ -129,7 +129,7 @@ pub(crate) use prefetch_stream;
 pub struct StateSizes {
     /// `Slot` (what the zero-copy API keeps beside the producer and the receiver).
     pub slot: usize,
-    /// The `Stats` snapshot `stats()` returns.
+    /// The `Stats` snapshot `stats()` returns (0: feature `stats` off, as in the benches' build).
     pub stats: usize,
     /// `Producer` beyond the source.
     pub producer: usize,
@@ -153,7 +153,10 @@ pub fn state_sizes<S: Stream<Item = u64>, const N: usize>(make: impl Fn() -> S) 
     let in_task = size_of_val(&make().for_each_batch(Config::<N>::new(), TokioTimer, |_b| async {})) - size_src;
     StateSizes {
         slot: size_of::<S0<N>>(),
+        #[cfg(feature = "stats")]
         stats: size_of::<prefetch_batch::Stats>(),
+        #[cfg(not(feature = "stats"))]
+        stats: 0,
         producer: producer_size,
         producer_run: run_size,
         zero_copy,

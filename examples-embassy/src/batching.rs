@@ -73,7 +73,11 @@ async fn uplink(mut batches: Batches, io: Io) {
     let mut check = Checker::new(io);
     while let Some(batch) = batches.recv().await {
         let info = batch.info();
-        check.batch(&batch, info.reason, info.age.to_duration());
+        check.batch(
+            &batch,
+            info.reason,
+            info.age_at(embassy_time::Instant::now()).to_duration(),
+        );
         Timer::after(send_time(batch.len())).await;
         // Dropping the guard hands the buffer back to the batcher.
     }

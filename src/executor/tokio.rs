@@ -131,7 +131,7 @@ where
     }
 
     /// The shared slot: [`flush`](Slot::flush), [`close`](Slot::close),
-    /// [`close_when_idle`](Slot::close_when_idle), [`stats`](Slot::stats). Clone the `Arc` to
+    /// [`close_when_idle`](Slot::close_when_idle), `stats` (feature `stats`). Clone the `Arc` to
     /// control the batcher from another task.
     pub fn slot(&self) -> &Arc<TokioSlot<T, N, K::Error>> {
         self.rx.handle()
@@ -201,9 +201,10 @@ where
     K::Error: Send + 'static,
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PrefetchStream")
-            .field("stats", &self.slot().stats())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("PrefetchStream");
+        #[cfg(feature = "stats")]
+        d.field("stats", &self.slot().stats());
+        d.finish_non_exhaustive()
     }
 }
 

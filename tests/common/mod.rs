@@ -160,6 +160,7 @@ pub struct Plan {
 }
 
 /// Runs a scripted source through a slot on the given timer, producer and consumer in one task.
+#[cfg(feature = "stats")]
 pub async fn run<Tm, T, W, const N: usize>(
     timer: Tm,
     events: Vec<Event<T>>,
@@ -188,7 +189,7 @@ where
                         error: None,
                         first_at: timer.since(info.first_at, start),
                         taken_at,
-                        age: info.age.to_duration(),
+                        age: info.age_at(timer.now()).to_duration(),
                     });
                     if !plan.process.is_zero() {
                         let until = timer.add(timer.now(), plan.process).unwrap();
