@@ -248,7 +248,6 @@ impl<const N: usize, W> Config<N, W> {
         Ok(Limits {
             max_items,
             max_wait,
-            quick: max_wait.map(|d| d.half().half()),
             idle,
             max_weight: self.max_weight,
         })

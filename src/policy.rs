@@ -111,9 +111,6 @@ impl<I: Instant> defmt::Format for BatchInfo<I> {
 pub(crate) struct Limits<S> {
     pub(crate) max_items: usize,
     pub(crate) max_wait: Option<S>,
-    /// A quarter of `max_wait`: a source that gives half a batch or more within it fills a whole
-    /// batch well before the deadline (see [`Fill::start`]).
-    pub(crate) quick: Option<S>,
     pub(crate) idle: Option<S>,
     pub(crate) max_weight: Option<usize>,
 }
@@ -188,9 +185,9 @@ impl<I: Instant> Fill<I> {
         self.deadline = limits.max_wait.and_then(|d| at.checked_add(d));
         if self.deadline.is_some() {
             let items = self.checked_len + 1;
-            let quick = match (self.checked_at, limits.quick) {
-                (Some(last), Some(q)) if items.saturating_mul(2) >= limits.max_items => {
-                    let quick = last.checked_add(q).is_some_and(|by| at <= by);
+            let quick = match (self.checked_at, limits.max_wait) {
+                (Some(last), Some(d)) if items.saturating_mul(2) >= limits.max_items => {
+                    let quick = last.checked_add(d.half().half()).is_some_and(|by| at <= by);
                     if !quick {
                         // Half a batch took longer than that: look closely from the start.
                         self.stride = 1;
