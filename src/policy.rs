@@ -202,6 +202,15 @@ impl<I: Instant> Fill<I> {
         }
     }
 
+    /// The batch filled from a quick source: [`Fill::start`] found that half a batch came within
+    /// a quarter of `max_wait`, so this burst read no clock. Handed to a caller that waits, such a
+    /// batch does not make the producer wait for the take: it fills the other buffer first (at
+    /// the rate seen, within half of `max_wait`), and the caller on the same thread then takes
+    /// two batches per trip through the executor.
+    pub(crate) fn quick(&self) -> bool {
+        self.deadline.is_some() && self.check_len == 0
+    }
+
     /// A burst reached `check_len` items at `now`: whether the deadline has passed. If not, plans
     /// the next look so that, at the rate items arrived since the last look, it falls at most one
     /// item after the deadline: the stride doubles while the deadline is far, and shrinks as it

@@ -6,8 +6,9 @@
 //! its partial batch is published with reason [`FlushReason::Close`], and an item it had pulled
 //! but not placed is parked in the slot.
 //!
-//! It yields to its executor after handing over a batch the caller is waiting for, and after
-//! [`YIELD_AFTER_ITEMS`] items in one poll, so an always-ready source can starve neither the
+//! It yields to its executor after handing over a batch the caller is waiting for (after filling
+//! the other buffer too, when the batch was full and its source quick: see the README's
+//! `Deadline` rule), and after [`YIELD_AFTER_ITEMS`] items in one poll, so an always-ready source can starve neither the
 //! caller on the same thread nor the executor's other tasks, and a close is seen within a batch.
 
 use core::future::Future;
@@ -55,6 +56,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, T
                 weight,
                 error: None,
                 open: false,
+                quick: false,
             };
             (t, p)
         });
@@ -482,6 +484,7 @@ where
                     weight: self.fill.weight,
                     error: None,
                     open: false,
+                    quick: false,
                 };
                 (t, p)
             });
@@ -578,6 +581,7 @@ where
             weight: fill.weight,
             error: Some(error),
             open: false,
+            quick: false,
         };
         Ok(Some(self.slot.publish(t, p, cx)))
     }
@@ -655,6 +659,7 @@ where
             weight: fill.weight,
             error: None,
             open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
+            quick: reason == FlushReason::Full && fill.quick(),
         };
         Some(self.slot.publish(t, p, cx))
     }

@@ -304,12 +304,15 @@ pub(crate) struct Published<I, E> {
     pub(crate) error: Option<E>,
     /// The batch may keep taking items while it waits.
     pub(crate) open: bool,
+    /// A full batch from a quick source (see `Fill::quick`): the producer fills the other buffer
+    /// before it waits for the caller.
+    pub(crate) quick: bool,
 }
 
 /// What the producer learns when it publishes.
 pub(crate) struct AfterPublish {
     pub(crate) control: Control,
-    /// The caller was waiting for this batch: yield so it can take it.
+    /// The caller was waiting for this batch (and it is not quick): yield so it can take it.
     pub(crate) consumer_waiting: bool,
     /// The batch may still take items while it waits for the caller.
     pub(crate) open: bool,
@@ -743,12 +746,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             s.push_back(i);
             s.open = if p.open { Some(i) } else { None };
             s.open_weight = p.weight;
+            let waiting = s.consumer_waiting && !p.quick;
             let after = AfterPublish {
                 control: Self::read_control(s),
-                consumer_waiting: s.consumer_waiting,
+                consumer_waiting: waiting,
                 open: p.open,
             };
-            if s.consumer_waiting && !s.driven {
+            if waiting && !s.driven {
                 s.producer_awaits_take = true;
                 s.producer_waker.register(cx.waker(), false);
             }
