@@ -29,6 +29,11 @@ pub enum Burst<X> {
 pub trait Intake<K: Kind> {
     /// The value batched.
     type Item;
+    /// A fill takes only what is ready at that instant (bulk intake): a batch may start with a
+    /// fill, stamped when the fill returns. Otherwise each item may take its own time, so a
+    /// batch's first item comes through `poll_item`, stamped when it is pulled.
+    #[doc(hidden)]
+    const STAMP_AFTER_FILL: bool = false;
     /// The next item or error, or the end.
     #[doc(hidden)]
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Self::Item, K::Error>>>;
@@ -123,6 +128,7 @@ where
 
 impl<B: BulkSource> Intake<Bulk> for B {
     type Item = B::Item;
+    const STAMP_AFTER_FILL: bool = true;
     fn poll_item(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -172,7 +172,8 @@ impl<I: Instant> Fill<I> {
         next
     }
 
-    /// The first item of the batch was pulled at `at` (a clock read the batch needs anyway).
+    /// The batch's first `len` items (one, or what one bulk fill took) were pulled at `at` (a
+    /// clock read the batch needs anyway).
     ///
     /// If, since the previous batch's last clock read, at least half a batch arrived within
     /// `quick` (a quarter of `max_wait`), a whole batch at that rate fills within half of
@@ -180,11 +181,11 @@ impl<I: Instant> Fill<I> {
     /// slow in the middle of such a batch is looked at when it is full or has nothing ready, and
     /// its next batch is read closely again). Otherwise the burst reads the clock at the stride
     /// of [`Fill::deadline_passed`].
-    pub(crate) fn start(&mut self, at: I, limits: &Limits<I::Span>) {
+    pub(crate) fn start(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
         self.first_at = Some(at);
         self.deadline = limits.max_wait.and_then(|d| at.checked_add(d));
         if self.deadline.is_some() {
-            let items = self.checked_len + 1;
+            let items = self.checked_len + len;
             let quick = match (self.checked_at, limits.max_wait) {
                 (Some(last), Some(d)) if items.saturating_mul(2) >= limits.max_items => {
                     let quick = last.checked_add(d.half().half()).is_some_and(|by| at <= by);
@@ -197,8 +198,8 @@ impl<I: Instant> Fill<I> {
                 _ => false,
             };
             self.checked_at = Some(at);
-            self.checked_len = 1;
-            self.check_len = if quick { 0 } else { 1 + self.stride };
+            self.checked_len = len;
+            self.check_len = if quick { 0 } else { len + self.stride };
         }
     }
 

@@ -346,7 +346,7 @@ where
             let next = match (&mut self.own, unweighted) {
                 (Some(t), true) => {
                     let buf = self.slot.filling(t);
-                    if buf.is_empty() {
+                    if buf.is_empty() && !S::STAMP_AFTER_FILL {
                         // The first item of a batch takes the general path: it stamps the batch.
                         source.as_mut().poll_item(cx)
                     } else {
@@ -356,7 +356,12 @@ where
                             c => c.min(max),
                         };
                         let before = buf.len();
-                        match source.as_mut().poll_fill(cx, buf, stop) {
+                        let res = source.as_mut().poll_fill(cx, buf, stop);
+                        if before == 0 && !buf.is_empty() {
+                            // Bulk intake: what one fill took was all ready at once.
+                            self.fill.start(self.slot.timer().now(), &self.limits, buf.len());
+                        }
+                        match res {
                             Burst::Stop => {
                                 let len = buf.len();
                                 pulled += len - before;
@@ -545,7 +550,7 @@ where
             self.pushed = true;
             if first {
                 let at = at.unwrap_or_else(|| self.slot.timer().now());
-                self.fill.start(at, &self.limits);
+                self.fill.start(at, &self.limits, 1);
             }
             if Self::is_full(&self.limits, len, self.fill.weight) {
                 published = self.publish_own(FlushReason::Full, cx).or(published);
