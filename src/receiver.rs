@@ -142,8 +142,9 @@ where
         })))
     }
 
+    /// The next ready buffer's token, or error, or the end.
     #[allow(clippy::type_complexity)]
-    fn poll_taken(
+    pub(crate) fn poll_taken(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), K::Error>>> {

@@ -135,11 +135,6 @@ pub type TaskRawMutex = embassy_sync::blocking_mutex::raw::NoopRawMutex;
 /// The slot a one-task driver makes for itself.
 pub type TaskSlot<T, const N: usize, Tm, E = core::convert::Infallible> = Slot<TaskRawMutex, T, N, Tm, E>;
 
-/// The next owned batch (or error) of a receiver.
-async fn next_owned<R: Unpin + Stream>(rx: &mut R) -> Option<R::Item> {
-    poll_fn(|cx| core::pin::Pin::new(&mut *rx).poll_next(cx)).await
-}
-
 /// Batching with prefetch for any `Stream`: drivers that need no spawn, and (feature `tokio`) a
 /// spawned producer. Implemented for every stream.
 pub trait BatchExt: Stream + Sized {
@@ -300,8 +295,14 @@ pub trait BatchExt: Stream + Sized {
         async move {
             let (producer, mut rx) = slot.split(self, config)?;
             let consume = async {
-                while let Some(batch) = next_owned(&mut rx).await {
-                    handler(batch).await;
+                // The items are moved out right where the handler's batch is built: fewer copies
+                // of the buffer than through the receiver's `Stream`.
+                while let Some(Ok((token, info))) = poll_fn(|cx| rx.poll_taken(cx)).await {
+                    handler(Batch {
+                        items: slot.take_lent(token),
+                        info,
+                    })
+                    .await;
                 }
             };
             join_slot(slot, producer, consume).await;
@@ -338,9 +339,15 @@ pub trait BatchExt: Stream + Sized {
             let (engine, mut rx) = crate::producer::attach::<_, _, Fallible<E>, _, _, N, _, _>(slot, config)?;
             let producer = engine.stop_on_error().with_source(self);
             let consume = async {
-                while let Some(next) = next_owned(&mut rx).await {
+                while let Some(next) = poll_fn(|cx| rx.poll_taken(cx)).await {
                     let step = match next {
-                        Ok(batch) => handler(batch).await,
+                        Ok((token, info)) => {
+                            handler(Batch {
+                                items: slot.take_lent(token),
+                                info,
+                            })
+                            .await
+                        }
                         Err(e) => Err(e.into()),
                     };
                     if step.is_err() {
