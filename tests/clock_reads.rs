@@ -15,6 +15,8 @@ use prefetch_batch::timer::{ManualClock, ManualSleep, Timer};
 use prefetch_batch::{BatchExt, Config, Slot, testing};
 
 static CLOCK: ManualClock = ManualClock::new();
+/// One `block_on` per clock at a time: the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 thread_local! {
     static READS: Cell<u64> = const { Cell::new(0) };
@@ -98,6 +100,7 @@ fn check(api: &str, steady: u64) {
 
 #[test]
 fn one_clock_read_per_batch_with_a_deadline() {
+    let _turn = TURN.lock().unwrap();
     let config = Config::new().max_wait(Duration::from_millis(5));
     check("for_each_batch", steady_reads(|b| for_each(config, b)));
     check("zero-copy", steady_reads(|b| zero_copy(config, b)));
@@ -105,6 +108,7 @@ fn one_clock_read_per_batch_with_a_deadline() {
 
 #[test]
 fn one_clock_read_per_batch_without_a_time_limit() {
+    let _turn = TURN.lock().unwrap();
     check("for_each_batch", steady_reads(|b| for_each(Config::new(), b)));
     check("zero-copy", steady_reads(|b| zero_copy(Config::new(), b)));
 }

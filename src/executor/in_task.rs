@@ -81,11 +81,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Drop for EndDriven<'_, M, T, 
     }
 }
 
-/// The lock of the slot a one-task driver makes for itself: it never waits, because producer and
-/// consumer are polled by one future, so no two callers ever meet; one that did would panic, not
-/// race. It is `Sync`, so the driver's future is `Send` and may move between a multi-threaded
-/// runtime's workers. On targets without atomic read-modify-write (thumbv6m), it is
-/// `NoopRawMutex`.
+/// A lock for a slot that one task uses, both halves polled by one future (as
+/// [`BatchExt::for_each_batch_in`] does): it never waits, because no two callers ever meet; one
+/// that did would panic, not race. It is `Sync`, so that future is `Send` and may move between a
+/// multi-threaded runtime's workers. On targets without atomic read-modify-write (thumbv6m), it
+/// is `NoopRawMutex`. ([`BatchExt::for_each_batch`] keeps its slot private to its future and
+/// needs no atomic read-modify-write at all.)
 ///
 /// # Panics
 /// `lock` panics if the lock is already held: two callers met, which a slot used by one task
@@ -132,7 +133,37 @@ unsafe impl RawMutex for TaskRawMutex {
 #[cfg(not(target_has_atomic = "8"))]
 pub type TaskRawMutex = embassy_sync::blocking_mutex::raw::NoopRawMutex;
 
-/// The slot a one-task driver makes for itself.
+/// The lock of the slot inside [`BatchExt::for_each_batch`]'s own future. That slot is private
+/// to the future: only the future's producer and receiver reach it, and only while the future is
+/// polled. So no two locks ever overlap, on any thread, and the lock needs no atomic
+/// read-modify-write (each one costs about as much as the rest of a lock site here). The flag
+/// still catches a lock taken inside another (a bug), with plain loads and stores.
+#[derive(Debug)]
+struct DriverRawMutex(core::sync::atomic::AtomicBool);
+
+// SAFETY: `DriverRawMutex` is private to this module and locks only the slot that
+// `for_each_batch` / `try_for_each_batch` create inside their own future (never handed out): every
+// call to `lock` happens during a poll of that future, polls of one future never overlap (it is
+// polled through `Pin<&mut _>`), and an executor that moves it to another thread orders the end
+// of one poll before the start of the next. So `f`s never run at the same time. A nested call
+// panics instead of running `f`.
+unsafe impl RawMutex for DriverRawMutex {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = Self(core::sync::atomic::AtomicBool::new(false));
+
+    fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        use core::sync::atomic::Ordering::Relaxed;
+        if self.0.load(Relaxed) {
+            panic!("the one-task driver's slot was locked twice at once");
+        }
+        self.0.store(true, Relaxed);
+        let r = f();
+        self.0.store(false, Relaxed);
+        r
+    }
+}
+
+/// A slot for one task: see [`TaskRawMutex`].
 pub type TaskSlot<T, const N: usize, Tm, E = core::convert::Infallible> = Slot<TaskRawMutex, T, N, Tm, E>;
 
 /// Batching with prefetch for any `Stream`: drivers that need no spawn, and (feature `tokio`) a
@@ -185,7 +216,7 @@ pub trait BatchExt: Stream + Sized {
         Fut: Future<Output = ()>,
     {
         async move {
-            let slot = TaskSlot::<Self::Item, N, Tm>::new(timer);
+            let slot = Slot::<DriverRawMutex, Self::Item, N, Tm>::new(timer);
             match self.for_each_batch_in(&slot, config, handler).await {
                 Ok(()) => Ok(()),
                 Err(SplitError::Config(e)) => Err(e),
@@ -238,7 +269,7 @@ pub trait BatchExt: Stream + Sized {
         Fut: Future<Output = Result<(), HE>>,
     {
         async move {
-            let slot = TaskSlot::<T, N, Tm, E>::new(timer);
+            let slot = Slot::<DriverRawMutex, T, N, Tm, E>::new(timer);
             match self.try_for_each_batch_in(&slot, config, handler).await {
                 Ok(r) => r,
                 Err(SplitError::Config(e)) => Err(e.into()),
