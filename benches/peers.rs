@@ -46,6 +46,20 @@ fn source(n: u64) -> futures_util::stream::Iter<std::ops::Range<u64>> {
     futures_util::stream::iter(0..n)
 }
 
+/// The same items, each through `black_box`: the compiler can no longer see that they are
+/// consecutive integers, so no batcher's loop is turned into vector stores (`PB_W1_SOURCE=opaque`,
+/// workload 1b). Closer to a real source, whose items come from memory or a channel.
+fn opaque_source(n: u64) -> OpaqueSource {
+    futures_util::stream::iter(0..n).map(black_box::<u64> as fn(u64) -> u64)
+}
+
+type OpaqueSource = futures_util::stream::Map<futures_util::stream::Iter<std::ops::Range<u64>>, fn(u64) -> u64>;
+
+/// Workload 1 with `opaque_source` (1b) rather than `source`.
+fn opaque() -> bool {
+    std::env::var("PB_W1_SOURCE").is_ok_and(|v| v == "opaque")
+}
+
 fn sum(items: &[u64]) -> u64 {
     items.iter().fold(0u64, |a, &x| a.wrapping_add(x))
 }
@@ -95,46 +109,68 @@ async fn floor(src: impl Stream<Item = u64>) -> u64 {
 
 /// One run of a workload 1 contender over `n` items; returns the sum (so nothing is elided).
 async fn w1_run(name: &str, n: u64) -> u64 {
-    let mut acc = 0u64;
-    let max_wait = w1_max_wait();
-    match name {
-        "source_alone" => {
-            let mut s = source(n);
-            while let Some(x) = s.next().await {
-                acc = acc.wrapping_add(x);
-            }
-        }
-        "floor_poll_next_heapless" => acc = floor(source(n)).await,
-        "futures_util_ready_chunks" => {
-            let mut s = source(n).ready_chunks(N);
-            while let Some(b) = s.next().await {
-                acc = acc.wrapping_add(sum(&b));
-            }
-        }
-        "tokio_stream_chunks_timeout" => {
-            let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(source(n), N, max_wait));
-            while let Some(b) = s.next().await {
-                acc = acc.wrapping_add(sum(&b));
-            }
-        }
-        "futures_batch_chunks_timeout" => {
-            let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
-                source(n),
-                N,
-                max_wait
-            ));
-            while let Some(b) = s.next().await {
-                acc = acc.wrapping_add(sum(&b));
-            }
-        }
-        "ours_in_task" => api::in_task!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b))),
-        "ours_zero_copy" => api::zero_copy!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b))),
-        "ours_prefetch_guard" => api::prefetch_guard!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b))),
-        "ours_prefetch_stream" => api::prefetch_stream!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b))),
-        other => panic!("unknown workload 1 contender {other}; one of {W1:?}"),
+    if opaque() {
+        w1_opaque(name, n).await
+    } else {
+        w1_plain(name, n).await
     }
-    acc
 }
+
+/// One body for both sources, each its own non-generic function: the default's code is then
+/// exactly what it is without workload 1b (a generic function shifted the compiler's inlining
+/// and moved our instruction counts by 2 per item).
+macro_rules! w1_contenders {
+    ($name:ident, $source:ident) => {
+        async fn $name(name: &str, n: u64) -> u64 {
+            let source = $source;
+            let mut acc = 0u64;
+            let max_wait = w1_max_wait();
+            match name {
+                "source_alone" => {
+                    let mut s = source(n);
+                    while let Some(x) = s.next().await {
+                        acc = acc.wrapping_add(x);
+                    }
+                }
+                "floor_poll_next_heapless" => acc = floor(source(n)).await,
+                "futures_util_ready_chunks" => {
+                    let mut s = source(n).ready_chunks(N);
+                    while let Some(b) = s.next().await {
+                        acc = acc.wrapping_add(sum(&b));
+                    }
+                }
+                "tokio_stream_chunks_timeout" => {
+                    let mut s = pin!(tokio_stream::StreamExt::chunks_timeout(source(n), N, max_wait));
+                    while let Some(b) = s.next().await {
+                        acc = acc.wrapping_add(sum(&b));
+                    }
+                }
+                "futures_batch_chunks_timeout" => {
+                    let mut s = pin!(futures_batch::ChunksTimeoutStreamExt::chunks_timeout(
+                        source(n),
+                        N,
+                        max_wait
+                    ));
+                    while let Some(b) = s.next().await {
+                        acc = acc.wrapping_add(sum(&b));
+                    }
+                }
+                "ours_in_task" => api::in_task!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b))),
+                "ours_zero_copy" => api::zero_copy!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b))),
+                "ours_prefetch_guard" => {
+                    api::prefetch_guard!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b)))
+                }
+                "ours_prefetch_stream" => {
+                    api::prefetch_stream!(source(n), N, max_wait, |b| acc = acc.wrapping_add(sum(b)))
+                }
+                other => panic!("unknown workload 1 contender {other}; one of {W1:?}"),
+            }
+            acc
+        }
+    };
+}
+w1_contenders!(w1_plain, source);
+w1_contenders!(w1_opaque, opaque_source);
 
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -343,12 +379,15 @@ fn main() {
         println!(
             "{}",
             table(
-                &format!("W1: ready source, {items} items, N = {N}, max_wait 5 ms; {rounds} interleaved rounds"),
+                &format!(
+                    "W1{}: ready source, {items} items, N = {N}, max_wait 5 ms; {rounds} interleaved rounds",
+                    if opaque() { "b (opaque items)" } else { "" }
+                ),
                 "CPU",
                 &rows
             )
         );
-        write_json("w1", items, rounds, &rows);
+        write_json(if opaque() { "w1-opaque" } else { "w1" }, items, rounds, &rows);
     }
     if want("w2") {
         let items = if quick() { 20_000 } else { 200_000 };

@@ -2,12 +2,14 @@
 //! poll from a [`BulkSource`](crate::source::BulkSource) (bulk intake). The batching rules are
 //! the same either way; only the cost per item differs.
 
+use core::ops::ControlFlow;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use futures_core::Stream;
 use heapless::Vec;
 
+use crate::slot::extend_until;
 use crate::source::{Bulk, BulkSource, Fallible, Kind, Plain, TryItem};
 
 /// How a fill ended.
@@ -48,10 +50,9 @@ pub trait Intake<K: Kind> {
 }
 
 /// The per-item loop for streams. A function of its own, not inlined, on purpose: `buf` and
-/// `source` are then distinct `&mut` arguments, so the compiler keeps the buffer's length and the
-/// source's state in registers for the whole burst (inlined into the producer, it stored both to
-/// memory on every item: 18 instructions per item in the loop instead of about 8, measured with
-/// callgrind on workload 1).
+/// `source` are then distinct `&mut` arguments, so the compiler keeps the source's state in
+/// registers for the whole burst (inlined into the producer, it stored it to memory on every
+/// item, measured with callgrind on workload 1); [`extend_until`] keeps the length there too.
 #[inline(never)]
 fn fill_items<T, E, I, const N: usize>(
     mut next: impl FnMut(&mut Context<'_>) -> Poll<Option<I>>,
@@ -60,27 +61,21 @@ fn fill_items<T, E, I, const N: usize>(
     buf: &mut Vec<T, N>,
     stop: usize,
 ) -> Burst<Result<T, E>> {
-    let mut pushed = false;
-    loop {
-        let next = match next(cx) {
-            Poll::Ready(Some(item)) => match split(item) {
-                Ok(item) => match buf.push(item) {
-                    Ok(()) => {
-                        pushed = true;
-                        if buf.len() >= stop {
-                            return Burst::Stop;
-                        }
-                        continue;
-                    }
-                    // Unreachable while `stop <= N`; the general path stays total.
-                    Err(item) => Poll::Ready(Some(Ok(item))),
-                },
-                Err(error) => Poll::Ready(Some(Err(error))),
-            },
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        };
-        return Burst::Other { pushed, next };
+    let before = buf.len();
+    let other = extend_until(buf, stop, || match next(cx) {
+        Poll::Ready(Some(item)) => match split(item) {
+            Ok(item) => ControlFlow::Continue(item),
+            Err(error) => ControlFlow::Break(Poll::Ready(Some(Err(error)))),
+        },
+        Poll::Ready(None) => ControlFlow::Break(Poll::Ready(None)),
+        Poll::Pending => ControlFlow::Break(Poll::Pending),
+    });
+    match other {
+        None => Burst::Stop,
+        Some(next) => Burst::Other {
+            pushed: buf.len() > before,
+            next,
+        },
     }
 }
 
