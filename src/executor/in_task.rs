@@ -326,14 +326,16 @@ pub trait BatchExt: Stream + Sized {
         async move {
             let (producer, mut rx) = slot.split(self, config)?;
             let consume = async {
-                // The items are moved out right where the handler's batch is built: fewer copies
-                // of the buffer than through the receiver's `Stream`.
-                while let Some(Ok((token, info))) = poll_fn(|cx| rx.poll_taken(cx)).await {
-                    handler(Batch {
-                        items: slot.take_lent(token),
+                // The items are moved out right into the handler's argument (one copy of the
+                // buffer; through the receiver's `Stream` it took five), and the buffer goes back
+                // as soon as the handler has its batch.
+                while let Some(Ok((mut token, info))) = poll_fn(|cx| rx.poll_taken(cx)).await {
+                    let handled = handler(Batch {
+                        items: core::mem::take(slot.lent_mut(&mut token)),
                         info,
-                    })
-                    .await;
+                    });
+                    slot.release(token);
+                    handled.await;
                 }
             };
             join_slot(slot, producer, consume).await;
@@ -372,12 +374,13 @@ pub trait BatchExt: Stream + Sized {
             let consume = async {
                 while let Some(next) = poll_fn(|cx| rx.poll_taken(cx)).await {
                     let step = match next {
-                        Ok((token, info)) => {
-                            handler(Batch {
-                                items: slot.take_lent(token),
+                        Ok((mut token, info)) => {
+                            let handled = handler(Batch {
+                                items: core::mem::take(slot.lent_mut(&mut token)),
                                 info,
-                            })
-                            .await
+                            });
+                            slot.release(token);
+                            handled.await
                         }
                         Err(e) => Err(e.into()),
                     };
