@@ -12,9 +12,9 @@
 //! help). A `static_cell::StaticCell` holds it once (on thumbv6m, `static_cell` needs
 //! `portable-atomic` with feature `critical-section`); or await the producer in the task that
 //! split the slot. The producer is `Unpin` when its source is (an embassy-sync channel receiver
-//! is); for a `!Unpin` source, `Pin::static_mut(producer).await`. Firmware that never reads
-//! [`Slot::stats`](crate::Slot::stats) builds the crate with `default-features = false,
-//! features = ["embassy"]`.
+//! is); for a `!Unpin` source, `Pin::static_mut(producer).await`. The counters
+//! (`Slot::stats`) cost RAM and clock reads: they are in the build only with the `stats`
+//! feature, which is off by default.
 //!
 //! ```ignore
 //! use core::time::Duration;
