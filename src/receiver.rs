@@ -246,8 +246,8 @@ impl<T: defmt::Format, const N: usize, S: LentSlot<T, N> + ?Sized> defmt::Format
 }
 
 impl<T, const N: usize, S: LentSlot<T, N> + ?Sized> BatchGuard<'_, T, N, S> {
-    /// Why the batch was emitted, when its first item was pulled, and how old that item was when
-    /// the batch was handed over.
+    /// Why the batch was emitted and when its first item was pulled
+    /// ([`BatchInfo::age_at`] gives its age).
     pub fn info(&self) -> BatchInfo<S::Instant> {
         self.info
     }
