@@ -175,9 +175,9 @@ impl<I: Instant> Fill<I> {
     /// The batch's first `len` items (one, or what one bulk fill took) were pulled at `at` (a
     /// clock read the batch needs anyway).
     ///
-    /// If, since the previous batch's last clock read, at least half a batch arrived within
-    /// `quick` (a quarter of `max_wait`), a whole batch at that rate fills within half of
-    /// `max_wait`: the burst reads the clock no more until the batch is full (a source that turns
+    /// If, since the previous batch's last clock read, at least half a batch arrived within a
+    /// quarter of `max_wait`, a whole batch at that rate fills within half of `max_wait` (the
+    /// source is quick): the burst reads the clock no more until the batch is full (a source that turns
     /// slow in the middle of such a batch is looked at when it is full or has nothing ready, and
     /// its next batch is read closely again). Otherwise the burst reads the clock at the stride
     /// of [`Fill::deadline_passed`].
