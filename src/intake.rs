@@ -54,15 +54,15 @@ pub trait Intake<K: Kind> {
 /// registers for the whole burst (inlined into the producer, it stored it to memory on every
 /// item, measured with callgrind on workload 1); [`extend_until`] keeps the length there too.
 #[inline(never)]
-fn fill_items<T, E, I, const N: usize>(
-    mut next: impl FnMut(&mut Context<'_>) -> Poll<Option<I>>,
-    split: impl Fn(I) -> Result<T, E>,
+fn fill_items<S: Stream, T, E, const N: usize>(
+    mut source: Pin<&mut S>,
+    split: impl Fn(S::Item) -> Result<T, E>,
     cx: &mut Context<'_>,
     buf: &mut Vec<T, N>,
     stop: usize,
 ) -> Burst<Result<T, E>> {
     let before = buf.len();
-    let other = extend_until(buf, stop, || match next(cx) {
+    let other = extend_until(buf, stop, || match source.as_mut().poll_next(cx) {
         Poll::Ready(Some(item)) => match split(item) {
             Ok(item) => ControlFlow::Continue(item),
             Err(error) => ControlFlow::Break(Poll::Ready(Some(Err(error)))),
@@ -88,12 +88,12 @@ impl<S: Stream> Intake<Plain> for S {
         self.poll_next(cx).map(|o| o.map(Ok))
     }
     fn poll_fill<const N: usize>(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut Vec<S::Item, N>,
         stop: usize,
     ) -> Burst<Result<S::Item, core::convert::Infallible>> {
-        fill_items(|cx| self.as_mut().poll_next(cx), Ok, cx, buf, stop)
+        fill_items(self, Ok, cx, buf, stop)
     }
 }
 
@@ -112,12 +112,12 @@ where
     }
     #[allow(clippy::type_complexity)]
     fn poll_fill<const N: usize>(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut Vec<Self::Item, N>,
         stop: usize,
     ) -> Burst<Result<Self::Item, <S::Item as TryItem>::Err>> {
-        fill_items(|cx| self.as_mut().poll_next(cx), TryItem::into_result, cx, buf, stop)
+        fill_items(self, TryItem::into_result, cx, buf, stop)
     }
 }
 

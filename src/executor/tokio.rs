@@ -49,7 +49,7 @@ pub(crate) fn spawn<S, K, T, W, const N: usize>(
 where
     S: Stream + Send + 'static,
     K: Split<S::Item, Item = T> + Send + 'static,
-    for<'a> &'a mut Pin<Box<S>>: Intake<K, Item = T>,
+    for<'a> Pin<&'a mut S>: Intake<K, Item = T>,
     K::Error: Send + 'static,
     K::Out<T>: 'static,
     T: Send + 'static,
@@ -65,7 +65,7 @@ where
     // itself stays pinned in the task): nothing it still holds is dropped behind the caller's back.
     let mut source = Out::<S, K>(Box::pin(source), PhantomData);
     let task = tokio::spawn(async move {
-        engine.with_source(&mut source.0).await;
+        engine.with_source(source.0.as_mut()).await;
         Box::pin(source) as BoxSource<K::Out<T>>
     });
     Ok(PrefetchStream {
