@@ -50,10 +50,30 @@ fn source(n: u64) -> futures_util::stream::Iter<std::ops::Range<u64>> {
 /// consecutive integers, so no batcher's loop is turned into vector stores (`PB_W1_SOURCE=opaque`,
 /// workload 1b). Closer to a real source, whose items come from memory or a channel.
 fn opaque_source(n: u64) -> OpaqueSource {
-    futures_util::stream::iter(0..n).map(black_box::<u64> as fn(u64) -> u64)
+    OpaqueSource { next: 0, end: n }
 }
 
-type OpaqueSource = futures_util::stream::Map<futures_util::stream::Iter<std::ops::Range<u64>>, fn(u64) -> u64>;
+/// `0..end` as a stream, each item passed through `black_box` where it is yielded (inline: no call
+/// through a function pointer, which the compiler may or may not see through).
+struct OpaqueSource {
+    next: u64,
+    end: u64,
+}
+
+impl Stream for OpaqueSource {
+    type Item = u64;
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<Option<u64>> {
+        if self.next == self.end {
+            return Poll::Ready(None);
+        }
+        self.next += 1;
+        Poll::Ready(Some(black_box(self.next - 1)))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = (self.end - self.next) as usize;
+        (n, Some(n))
+    }
+}
 
 /// Workload 1 with `opaque_source` (1b) rather than `source`.
 fn opaque() -> bool {
