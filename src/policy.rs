@@ -177,14 +177,15 @@ impl<I: Instant> Fill<I> {
     ///
     /// If, since the previous batch's last clock read, at least half a batch arrived within a
     /// quarter of `max_wait`, a whole batch at that rate fills within half of `max_wait` (the
-    /// source is quick): the burst reads the clock no more until the batch is full (a source that turns
-    /// slow in the middle of such a batch is looked at when it is full or has nothing ready, and
-    /// its next batch is read closely again). Otherwise the burst reads the clock at the stride
-    /// of [`Fill::deadline_passed`].
+    /// source is quick): the burst reads the clock no more until the batch is full (a source
+    /// that turns slow in the middle of such a batch is looked at when it is full or has nothing
+    /// ready, and its next batch is read closely again). Otherwise the burst reads the clock at
+    /// the stride of [`Fill::deadline_passed`]. The deadline itself is worked out when first
+    /// needed ([`Fill::deadline`]): a quick batch never needs it.
     pub(crate) fn start(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
         self.first_at = Some(at);
-        self.deadline = limits.max_wait.and_then(|d| at.checked_add(d));
-        if self.deadline.is_some() {
+        self.deadline = None;
+        if limits.max_wait.is_some() {
             let items = self.checked_len + len;
             let quick = match (self.checked_at, limits.max_wait) {
                 (Some(last), Some(d)) if items.saturating_mul(2) >= limits.max_items => {
@@ -208,8 +209,16 @@ impl<I: Instant> Fill<I> {
     /// batch does not make the producer wait for the take: it fills the other buffer first (at
     /// the rate seen, within half of `max_wait`), and the caller on the same thread then takes
     /// two batches per trip through the executor.
-    pub(crate) fn quick(&self) -> bool {
-        self.deadline.is_some() && self.check_len == 0
+    pub(crate) fn quick(&self, max_wait: Option<I::Span>) -> bool {
+        max_wait.is_some() && self.first_at.is_some() && self.check_len == 0
+    }
+
+    /// `max_wait` after the first item, worked out once.
+    fn deadline(&mut self, max_wait: Option<I::Span>) -> Option<I> {
+        if self.deadline.is_none() {
+            self.deadline = self.first_at.zip(max_wait).and_then(|(at, d)| at.checked_add(d));
+        }
+        self.deadline
     }
 
     /// A burst reached `check_len` items at `now`: whether the deadline has passed. If not, plans
@@ -219,8 +228,8 @@ impl<I: Instant> Fill<I> {
     /// source that is fast costs about log2(N) clock reads for its first batch and none in the
     /// burst after that (see [`Fill::start`]); one that is slow is cut within one item of
     /// `max_wait`.
-    pub(crate) fn deadline_passed(&mut self, now: I, len: usize) -> bool {
-        let (Some(deadline), Some(last)) = (self.deadline, self.checked_at) else {
+    pub(crate) fn deadline_passed(&mut self, now: I, len: usize, max_wait: Option<I::Span>) -> bool {
+        let (Some(deadline), Some(last)) = (self.deadline(max_wait), self.checked_at) else {
             self.check_len = 0;
             return false;
         };
@@ -246,8 +255,8 @@ impl<I: Instant> Fill<I> {
     }
 
     /// The earliest instant at which this batch must be emitted, and for which reason.
-    pub(crate) fn due(&self) -> Option<(I, FlushReason)> {
-        match (self.deadline, self.idle_at) {
+    pub(crate) fn due(&mut self, max_wait: Option<I::Span>) -> Option<(I, FlushReason)> {
+        match (self.deadline(max_wait), self.idle_at) {
             (Some(d), Some(i)) if i < d => Some((i, FlushReason::Idle)),
             (Some(d), _) => Some((d, FlushReason::Deadline)),
             (None, Some(i)) => Some((i, FlushReason::Idle)),

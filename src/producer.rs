@@ -347,8 +347,20 @@ where
                 (Some(t), true) => {
                     let buf = self.slot.filling(t);
                     if buf.is_empty() && !S::STAMP_AFTER_FILL {
-                        // The first item of a batch takes the general path: it stamps the batch.
-                        source.as_mut().poll_item(cx)
+                        // The first item of a batch, pulled alone and stamped at once; what is not
+                        // an item of a batch that goes on takes the general path.
+                        match source.as_mut().poll_item(cx) {
+                            Poll::Ready(Some(Ok(item))) if self.limits.max_items > 1 => {
+                                // An empty buffer has room: `N >= max_items > 1`.
+                                let _ = buf.push(item);
+                                pulled += 1;
+                                self.pushed = true;
+                                self.idle_probe = false;
+                                self.fill.start(self.slot.timer().now(), &self.limits, 1);
+                                continue;
+                            }
+                            other => other,
+                        }
                     } else {
                         let max = self.limits.max_items;
                         let stop = match self.fill.check_len {
@@ -369,7 +381,10 @@ where
                                 self.idle_probe = false;
                                 let reason = if len >= max {
                                     Some(FlushReason::Full)
-                                } else if self.fill.deadline_passed(self.slot.timer().now(), len) {
+                                } else if self
+                                    .fill
+                                    .deadline_passed(self.slot.timer().now(), len, self.limits.max_wait)
+                                {
                                     Some(FlushReason::Deadline)
                                 } else {
                                     None
@@ -554,7 +569,11 @@ where
             }
             if Self::is_full(&self.limits, len, self.fill.weight) {
                 published = self.publish_own(FlushReason::Full, cx).or(published);
-            } else if len == self.fill.check_len && self.fill.deadline_passed(self.slot.timer().now(), len) {
+            } else if len == self.fill.check_len
+                && self
+                    .fill
+                    .deadline_passed(self.slot.timer().now(), len, self.limits.max_wait)
+            {
                 published = self.publish_own(FlushReason::Deadline, cx).or(published);
             }
             return Ok(published);
@@ -606,7 +625,7 @@ where
         if core::mem::take(&mut self.pushed) {
             self.fill.idle_at = self.limits.idle.and_then(|d| now.checked_add(d));
         }
-        let Some((at, reason)) = self.fill.due() else {
+        let Some((at, reason)) = self.fill.due(self.limits.max_wait) else {
             return Poll::Pending;
         };
         if at <= now {
@@ -664,7 +683,7 @@ where
             weight: fill.weight,
             error: None,
             open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
-            quick: reason == FlushReason::Full && fill.quick(),
+            quick: reason == FlushReason::Full && fill.quick(self.limits.max_wait),
         };
         Some(self.slot.publish(t, p, cx))
     }
