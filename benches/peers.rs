@@ -7,8 +7,8 @@
 //!   spike hits one round, not one contender). W1 is timed in thread CPU time (everything runs on
 //!   the calling thread), W2 in wall time (two workers). Writes
 //!   `$CARGO_TARGET_DIR/bench-report/peers-w1.json` and `peers-w2.json`. `PB_QUICK=1` for a short sanity pass.
-//! - `peers w1-one CONTENDER ITEMS`: one run of one W1 contender, for instruction counts under
-//!   callgrind (`scripts/bench-callgrind`, `scripts/callgrind-check`).
+//! - `peers w1-one CONTENDER ITEMS` / `peers w2-one CONTENDER ITEMS`: one run of one contender,
+//!   for instruction counts under callgrind (`scripts/bench-callgrind`, `scripts/callgrind-check`).
 //!
 //! Every contender gets the same source and the same per-batch work (a sum). The crate's API is
 //! used only through `api` (benches/api/mod.rs).
@@ -191,6 +191,15 @@ macro_rules! w1_contenders {
 }
 w1_contenders!(w1_plain, source);
 w1_contenders!(w1_opaque, opaque_source);
+
+/// Workload 2's runtime: multi-thread, 2 workers.
+fn w2_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
 
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -383,6 +392,12 @@ fn main() {
         black_box(current_thread().block_on(w1_run(&args[2], n)));
         return;
     }
+    if args.get(1).map(String::as_str) == Some("w2-one") {
+        let n: u64 = args[3].parse().unwrap();
+        let name: &'static str = W2.iter().find(|c| **c == args[2]).expect("a workload 2 contender");
+        black_box(w2_runtime().block_on(w2_run(name, n)));
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument picks workloads: w1, w2.
     let filter: Vec<String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).cloned().collect();
     let want = |w: &str| filter.is_empty() || filter.iter().any(|f| f == w);
@@ -411,11 +426,7 @@ fn main() {
     }
     if want("w2") {
         let items = if quick() { 20_000 } else { 200_000 };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = w2_runtime();
         let rows = interleave(&W2, "tokio_stream_chunks_timeout", rounds, items, |name| {
             let t0 = Instant::now();
             black_box(rt.block_on(w2_run(name, items)));

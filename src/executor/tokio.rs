@@ -275,10 +275,13 @@ impl<T> crate::source::BulkSource for MpscBulk<T> {
         match this.rx.poll_recv_many(cx, &mut this.scratch, room) {
             Poll::Ready(0) => Poll::Ready(None),
             Poll::Ready(n) => {
-                // `poll_recv_many` took at most `room` items: each fits.
-                for item in this.scratch.drain(..) {
-                    let _ = batch.push(item);
-                }
+                // `poll_recv_many` took at most `room` items: each fits. Moved with the batch's
+                // length kept in a register (`extend_until`), not stored after every item.
+                let mut taken = this.scratch.drain(..);
+                let _ = crate::slot::extend_until(batch, usize::MAX, || match taken.next() {
+                    Some(item) => core::ops::ControlFlow::Continue(item),
+                    None => core::ops::ControlFlow::Break(()),
+                });
                 Poll::Ready(Some(n))
             }
             Poll::Pending => Poll::Pending,
