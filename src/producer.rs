@@ -8,8 +8,9 @@
 //!
 //! It yields to its executor after handing over a batch the caller is waiting for (after filling
 //! the other buffer too, when the batch was full and its source quick: see the README's
-//! `Deadline` rule), and after [`YIELD_AFTER_ITEMS`] items in one poll, so an always-ready source can starve neither the
-//! caller on the same thread nor the executor's other tasks, and a close is seen within a batch.
+//! `Deadline` rule), and after [`YIELD_AFTER_ITEMS`] items in one poll, so an always-ready
+//! source can starve neither the caller on the same thread nor the executor's other tasks, and a
+//! close is seen within a batch.
 
 use core::future::Future;
 use core::marker::PhantomData;

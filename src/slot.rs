@@ -918,10 +918,16 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     }
 
     /// Moves a lent batch out and hands the buffer straight back.
-    pub(crate) fn take_lent(&self, mut t: LentToken) -> Vec<T, N> {
-        let items = core::mem::take(self.lent_mut(&mut t));
+    pub(crate) fn take_lent(&self, t: LentToken) -> Vec<T, N> {
+        self.take_lent_into(t, |items| items)
+    }
+
+    /// Moves a lent batch's items straight into `f`'s argument (the one copy of the buffer, with
+    /// nothing in between to copy it again), and hands the buffer back once `f` returns.
+    pub(crate) fn take_lent_into<R>(&self, mut t: LentToken, f: impl FnOnce(Vec<T, N>) -> R) -> R {
+        let r = f(core::mem::take(self.lent_mut(&mut t)));
         self.release(t);
-        items
+        r
     }
 
     /// How many handoffs happened so far (wrapping); see [`Slot::handoffs`].

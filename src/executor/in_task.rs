@@ -329,13 +329,8 @@ pub trait BatchExt: Stream + Sized {
                 // The items are moved out right into the handler's argument (one copy of the
                 // buffer; through the receiver's `Stream` it took five), and the buffer goes back
                 // as soon as the handler has its batch.
-                while let Some(Ok((mut token, info))) = poll_fn(|cx| rx.poll_taken(cx)).await {
-                    let handled = handler(Batch {
-                        items: core::mem::take(slot.lent_mut(&mut token)),
-                        info,
-                    });
-                    slot.release(token);
-                    handled.await;
+                while let Some(Ok((token, info))) = poll_fn(|cx| rx.poll_taken(cx)).await {
+                    slot.take_lent_into(token, |items| handler(Batch { items, info })).await;
                 }
             };
             join_slot(slot, producer, consume).await;
@@ -374,14 +369,7 @@ pub trait BatchExt: Stream + Sized {
             let consume = async {
                 while let Some(next) = poll_fn(|cx| rx.poll_taken(cx)).await {
                     let step = match next {
-                        Ok((mut token, info)) => {
-                            let handled = handler(Batch {
-                                items: core::mem::take(slot.lent_mut(&mut token)),
-                                info,
-                            });
-                            slot.release(token);
-                            handled.await
-                        }
+                        Ok((token, info)) => slot.take_lent_into(token, |items| handler(Batch { items, info })).await,
                         Err(e) => Err(e.into()),
                     };
                     if step.is_err() {
