@@ -133,7 +133,6 @@ impl<S> Limits<S> {
 #[derive(Debug)]
 pub(crate) struct Fill<I: Instant> {
     pub(crate) first_at: Option<I>,
-    pub(crate) deadline: Option<I>,
     pub(crate) idle_at: Option<I>,
     pub(crate) weight: usize,
     /// The batch length at which a burst next reads the clock for the deadline (0: never).
@@ -151,7 +150,6 @@ impl<I: Instant> Fill<I> {
     pub(crate) const fn new() -> Self {
         Self {
             first_at: None,
-            deadline: None,
             idle_at: None,
             weight: 0,
             check_len: 0,
@@ -184,7 +182,6 @@ impl<I: Instant> Fill<I> {
     /// needed ([`Fill::deadline`]): a quick batch never needs it.
     pub(crate) fn start(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
         self.first_at = Some(at);
-        self.deadline = None;
         if limits.max_wait.is_some() {
             let items = self.checked_len + len;
             let quick = match (self.checked_at, limits.max_wait) {
@@ -215,12 +212,8 @@ impl<I: Instant> Fill<I> {
 
     /// `max_wait` after the first item, worked out once. Not inlined: 12 B less flash on
     /// thumbv7em and 52 B on thumbv6m, the same instructions per item on the host.
-    #[inline(never)]
-    fn deadline(&mut self, max_wait: Option<I::Span>) -> Option<I> {
-        if self.deadline.is_none() {
-            self.deadline = self.first_at.zip(max_wait).and_then(|(at, d)| at.checked_add(d));
-        }
-        self.deadline
+    fn deadline(&self, max_wait: Option<I::Span>) -> Option<I> {
+        self.first_at.zip(max_wait).and_then(|(at, d)| at.checked_add(d))
     }
 
     /// A burst reached `check_len` items at `now`: whether the deadline has passed. If not, plans
