@@ -13,8 +13,12 @@
 #     (`cpsid i`, one per inlined acquire) and calls to outlined `RawMutex::lock` functions;
 #   - where the `static` slot lands: .bss, or .data (its initial value then also takes flash);
 #   - code bytes by source, from the DWARF line table (inlined code counts where it was written:
-#     approximate, but it follows code into the tasks' polls), crate against hand.
-# Needs the two Rust targets and `rustup component add llvm-tools` (for llvm-nm, llvm-objdump).
+#     approximate, but it follows code into the tasks' polls), crate against hand;
+#   - code bytes by prefetch-batch function, each instruction counted in the innermost
+#     prefetch-batch function it was inlined from (DWARF inlining chains, `addr2line -i`): which
+#     function's code it is, wherever it was inlined.
+# Needs the two Rust targets, `rustup component add llvm-tools` (for llvm-nm, llvm-objdump) and
+# binutils (`size`, `addr2line`).
 set -euo pipefail
 cd "$(dirname "$0")"
 FW=budget
@@ -105,6 +109,20 @@ callers() { # lines-file pattern
         END { for (k in n) printf "    %3d  %s\n", n[k], k }' "$1" | sort -rn | head -n 8
 }
 
+# Code bytes per innermost prefetch-batch function, "bytes<TAB>function", most first: each
+# instruction's inlining chain from addr2line, generics and hashes left out of the names.
+by_crate_function() { # elf
+    "$OBJDUMP" -d --no-show-raw-insn "$1" | awk '/^ +[0-9a-f]+:/ { a = $1; sub(/:$/, "", a); print "0x" a }' |
+        addr2line -e "$1" -a -i -f -C | awk '
+        function hex(s,   i, n) { n = 0; s = tolower(s); for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
+        function short(n) { while (gsub(/<[^<>]*>/, "", n)) {} sub(/::h[0-9a-f]+$/, "", n); return n }
+        function done(next_addr) { if (have) { b[pick == "" ? "(not prefetch-batch)" : pick] += next_addr - addr } }
+        /^0x[0-9a-f]+$/ { a = hex(substr($0, 3)); if (have && a - addr < 64) done(a); addr = a; have = 1; pick = ""; line = 0; next }
+        { line++ }
+        line % 2 == 1 && pick == "" && /prefetch_batch/ { pick = short($0) }
+        END { for (k in b) printf "%d\t%s\n", b[k], k }' | sort -t$'\t' -k1,1nr
+}
+
 section_name() {
     case $1 in
     d | D) echo ".data (initial value also in flash)" ;;
@@ -193,5 +211,10 @@ for target in $TARGETS; do
     done
     join -t$'\t' -a1 -a2 -e0 -o 0,1.2,2.2 "$WORK/budget-hand.core" "$WORK/budget-crate.core" |
         awk -F'\t' '$3 - $2 > 0 { printf "    %6d -> %6d  %+6d  %s\n", $2, $3, $3 - $2, $1 }' | sort -k3,3nr | head -n 8
+
+    echo
+    echo "--- budget-crate's code bytes by prefetch-batch function (inlined code counted in the innermost one) ---"
+    by_crate_function "$elf/budget-crate" | awk -F'\t' '$2 != "(not prefetch-batch)" { t += $1; if (++n <= 30) printf "%6d  %s\n", $1, $2 }
+        END { printf "%6d  in all\n", t }'
     echo
 done

@@ -53,6 +53,23 @@ enum Role {
     Lent,
 }
 
+/// One of the two buffers. Its values are 1 and 2, so `Option<Buf>` is `None` at zero bits (an
+/// empty slot stays in `.bss`) and the compiler knows [`Buf::ix`] is 0 or 1: indexing a pair with
+/// it needs no bounds check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Buf {
+    A = 1,
+    B = 2,
+}
+
+impl Buf {
+    const BOTH: [Buf; 2] = [Buf::A, Buf::B];
+    const fn ix(self) -> usize {
+        self as usize - 1
+    }
+}
+
 /// The shared state. Every field's empty value is zero bits (`Option` is `None`, enums start at
 /// zero), so an empty slot in a `static` lands in `.bss`.
 struct State<T, I: Instant, E> {
@@ -64,11 +81,10 @@ struct State<T, I: Instant, E> {
     error: [Option<E>; 2],
     /// The total weight of the `open` batch.
     open_weight: usize,
-    /// Ready buffers, oldest first.
-    queue: [u8; 2],
-    queued: u8,
+    /// Ready buffers, oldest first (the second only after the first).
+    queue: [Option<Buf>; 2],
     /// The newest ready buffer, while it may still take items.
-    open: Option<u8>,
+    open: Option<Buf>,
     /// An item (or error) the producer pulled but never placed, with the instant it was pulled.
     parked: Option<(Result<T, E>, I)>,
     closed: bool,
@@ -185,38 +201,30 @@ impl<T, I: Instant, E> State<T, I, E> {
     fn count(count: &AtomicU32) {
         count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
-    fn push_back(&mut self, i: u8) {
-        self.queue[self.queued as usize] = i;
-        self.queued += 1;
+    fn push_back(&mut self, i: Buf) {
+        let at = usize::from(self.queue[0].is_some());
+        self.queue[at] = Some(i);
     }
-    fn push_front(&mut self, i: u8) {
+    fn push_front(&mut self, i: Buf) {
         self.queue[1] = self.queue[0];
-        self.queue[0] = i;
-        self.queued += 1;
+        self.queue[0] = Some(i);
     }
-    fn pop_front(&mut self) -> Option<u8> {
-        if self.queued == 0 {
-            return None;
-        }
+    fn pop_front(&mut self) -> Option<Buf> {
         let i = self.queue[0];
-        self.queue[0] = self.queue[1];
-        self.queued -= 1;
-        Some(i)
+        self.queue[0] = self.queue[1].take();
+        i
     }
-    fn free_buffer(&self) -> Option<u8> {
-        if self.role[0] == Role::Free {
-            Some(0)
-        } else if self.role[1] == Role::Free {
-            Some(1)
-        } else {
-            None
-        }
+    fn queued(&self) -> usize {
+        self.queue.iter().flatten().count()
+    }
+    fn free_buffer(&self) -> Option<Buf> {
+        Buf::BOTH.into_iter().find(|b| self.role[b.ix()] == Role::Free)
     }
     /// Claims a free buffer, or registers the producer's waker for when one is handed back.
     fn claim(&mut self, cx: &mut Context<'_>) -> Option<FillToken> {
         match self.free_buffer() {
             Some(i) => {
-                self.role[i as usize] = Role::Filling;
+                self.role[i.ix()] = Role::Filling;
                 // A new batch starts: the older ready one must not take later items.
                 self.open = None;
                 Some(FillToken(i))
@@ -242,8 +250,8 @@ impl Tracks {
     const fn new() -> Self {
         Tracks
     }
-    fn read(&self, _: u8) {}
-    fn write(&self, _: u8) {}
+    fn read(&self, _: Buf) {}
+    fn write(&self, _: Buf) {}
 }
 
 #[cfg(loom)]
@@ -254,13 +262,13 @@ impl Tracks {
     const fn new() -> Self {
         Tracks([std::sync::OnceLock::new(), std::sync::OnceLock::new()])
     }
-    fn cell(&self, i: u8) -> &loom::cell::UnsafeCell<()> {
-        self.0[i as usize].get_or_init(|| loom::cell::UnsafeCell::new(()))
+    fn cell(&self, i: Buf) -> &loom::cell::UnsafeCell<()> {
+        self.0[i.ix()].get_or_init(|| loom::cell::UnsafeCell::new(()))
     }
-    fn read(&self, i: u8) {
+    fn read(&self, i: Buf) {
         self.cell(i).with(|_| ());
     }
-    fn write(&self, i: u8) {
+    fn write(&self, i: Buf) {
         self.cell(i).with_mut(|_| ());
     }
 }
@@ -268,12 +276,12 @@ impl Tracks {
 /// The producer's exclusive right to the buffer it fills. Made only by the slot when a buffer
 /// turns `Filling`; given back to leave that role. Not `Clone`, not constructible outside.
 #[derive(Debug)]
-pub struct FillToken(u8);
+pub struct FillToken(Buf);
 
 /// The receiver's exclusive right to a lent buffer. Made only by the slot when a buffer turns
 /// `Lent`; given back (by dropping the guard) to leave that role.
 #[derive(Debug)]
-pub struct LentToken(u8);
+pub struct LentToken(Buf);
 
 /// Control requests for the producer.
 #[derive(Debug, Clone, Copy)]
@@ -376,7 +384,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
             f.debug_struct("Slot")
                 .field("capacity", &N)
                 .field("roles", &s.role)
-                .field("ready", &s.queued)
+                .field("ready", &s.queued())
                 .field("closed", &s.closed)
                 .finish_non_exhaustive()
         })
@@ -386,7 +394,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
 #[cfg(feature = "defmt")]
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> defmt::Format for Slot<M, T, N, Tm, E> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        let (ready, closed) = self.with(|s| (s.queued, s.closed));
+        let (ready, closed) = self.with(|s| (s.queued(), s.closed));
         defmt::write!(f, "Slot {{ capacity: {}, ready: {}, closed: {} }}", N, ready, closed)
     }
 }
@@ -405,8 +413,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 first_at: [None, None],
                 error: [None, None],
                 open_weight: 0,
-                queue: [0; 2],
-                queued: 0,
+                queue: [None; 2],
                 open: None,
                 parked: None,
                 closed: false,
@@ -532,7 +539,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         // SAFETY: a `FillToken` exists only while its buffer is `Filling`, one per buffer, and it
         // is borrowed mutably for the lifetime of the result: no other reference to this buffer
         // exists (the lock-holding code never touches a `Filling` buffer).
-        unsafe { &mut *self.bufs[t.0 as usize].get() }
+        unsafe { &mut *self.bufs[t.0.ix()].get() }
     }
 
     /// A lent buffer, shared.
@@ -540,25 +547,25 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.tracks.read(t.0);
         // SAFETY: a `LentToken` exists only while its buffer is `Lent`, one per buffer; shared
         // access through `&LentToken` cannot coexist with `lent_mut`'s `&mut LentToken`.
-        unsafe { &*self.bufs[t.0 as usize].get() }
+        unsafe { &*self.bufs[t.0.ix()].get() }
     }
 
     /// A lent buffer, exclusive.
     pub(crate) fn lent_mut<'t>(&'t self, t: &'t mut LentToken) -> &'t mut Vec<T, N> {
         self.tracks.write(t.0);
         // SAFETY: as for `lent`; the token is borrowed mutably, so this is the only reference.
-        unsafe { &mut *self.bufs[t.0 as usize].get() }
+        unsafe { &mut *self.bufs[t.0.ix()].get() }
     }
 
     /// A buffer the lock holder may touch (`Ready` or `Free`).
     #[allow(clippy::mut_from_ref)]
-    fn locked_buf(&self, s: &State<T, Tm::Instant, E>, i: u8) -> &mut Vec<T, N> {
-        debug_assert!(matches!(s.role[i as usize], Role::Ready | Role::Free));
+    fn locked_buf(&self, s: &State<T, Tm::Instant, E>, i: Buf) -> &mut Vec<T, N> {
+        debug_assert!(matches!(s.role[i.ix()], Role::Ready | Role::Free));
         self.tracks.write(i);
         // SAFETY: the caller holds the lock (it passes the state borrowed from it), and buffer `i`
         // is `Ready` or `Free`: no token exists for it, so nothing outside the lock refers to it.
         // Every caller drops the reference before the lock is released.
-        unsafe { &mut *self.bufs[i as usize].get() }
+        unsafe { &mut *self.bufs[i.ix()].get() }
     }
 
     // ----- attaching -----
@@ -595,12 +602,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         } else {
             // Nothing to drop: emptied in place, with no copy of the buffers.
             self.with(|s| {
-                for i in 0..2 {
+                for i in Buf::BOTH {
                     self.locked_buf(s, i).clear();
-                    s.role[i as usize] = Role::Free;
-                    s.first_at[i as usize] = None;
+                    s.role[i.ix()] = Role::Free;
+                    s.first_at[i.ix()] = None;
                 }
-                s.queued = 0;
+                s.queue = [None; 2];
                 s.open = None;
                 s.parked = None;
             });
@@ -711,7 +718,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             let Some(i) = s.open.take() else {
                 return Err(error);
             };
-            s.error[i as usize] = Some(error);
+            s.error[i.ix()] = Some(error);
             Ok(())
         })
     }
@@ -739,10 +746,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn publish(&self, t: FillToken, p: Published<Tm::Instant, E>, cx: &mut Context<'_>) -> AfterPublish {
         let i = t.0;
         let (after, wake) = self.with(|s| {
-            s.role[i as usize] = Role::Ready;
-            s.reason[i as usize] = p.reason;
-            s.first_at[i as usize] = p.first_at;
-            s.error[i as usize] = p.error;
+            s.role[i.ix()] = Role::Ready;
+            s.reason[i.ix()] = p.reason;
+            s.first_at[i.ix()] = p.first_at;
+            s.error[i.ix()] = p.error;
             s.push_back(i);
             s.open = if p.open { Some(i) } else { None };
             s.open_weight = p.weight;
@@ -770,12 +777,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         let wake = self.with(|s| {
             if let Some((t, p)) = own {
                 let i = t.0;
-                s.role[i as usize] = Role::Ready;
+                s.role[i.ix()] = Role::Ready;
                 if self.locked_buf(s, i).is_empty() {
-                    s.role[i as usize] = Role::Free;
+                    s.role[i.ix()] = Role::Free;
                 } else {
-                    s.reason[i as usize] = p.reason;
-                    s.first_at[i as usize] = p.first_at;
+                    s.reason[i.ix()] = p.reason;
+                    s.first_at[i.ix()] = p.first_at;
                     s.push_back(i);
                 }
             }
@@ -830,18 +837,18 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             if s.open == Some(i) {
                 s.open = None;
             }
-            let Some(first_at) = s.first_at[i as usize].take() else {
+            let Some(first_at) = s.first_at[i.ix()].take() else {
                 // An error with no batch before it.
-                s.role[i as usize] = Role::Free;
+                s.role[i.ix()] = Role::Free;
                 #[cfg(feature = "stats")]
                 s.stats.error();
-                let error = s.error[i as usize].take();
+                let error = s.error[i.ix()].take();
                 return (
                     Poll::Ready(error.map(Err)),
                     s.handoff_to_producer(&self.handoffs).or(producer),
                 );
             };
-            s.first_at[i as usize] = Some(first_at);
+            s.first_at[i.ix()] = Some(first_at);
             // The only clock read of a take, and only for the counters.
             #[cfg(feature = "stats")]
             {
@@ -850,11 +857,11 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     s.stats.consumer_waited(now.saturating_since(since));
                 }
                 let len = self.locked_buf(s, i).len();
-                s.stats.batch(s.reason[i as usize], len, now.saturating_since(first_at));
+                s.stats.batch(s.reason[i.ix()], len, now.saturating_since(first_at));
             }
-            s.role[i as usize] = Role::Lent;
+            s.role[i.ix()] = Role::Lent;
             let info = BatchInfo {
-                reason: s.reason[i as usize],
+                reason: s.reason[i.ix()],
                 first_at,
             };
             (Poll::Ready(Some(Ok((LentToken(i), info)))), producer)
@@ -882,9 +889,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     return None;
                 };
                 let _ = self.locked_buf(s, i).push(item);
-                s.role[i as usize] = Role::Lent;
-                s.reason[i as usize] = FlushReason::Close;
-                s.first_at[i as usize] = Some(first_at);
+                s.role[i.ix()] = Role::Lent;
+                s.reason[i.ix()] = FlushReason::Close;
+                s.first_at[i.ix()] = Some(first_at);
                 #[cfg(feature = "stats")]
                 s.stats
                     .batch(FlushReason::Close, 1, self.timer.now().saturating_since(first_at));
@@ -902,14 +909,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn release(&self, t: LentToken) {
         let i = t.0;
         let wake = self.with(|s| {
-            s.first_at[i as usize] = None;
-            let to_consumer = if s.error[i as usize].is_some() {
+            s.first_at[i.ix()] = None;
+            let to_consumer = if s.error[i.ix()].is_some() {
                 // The error follows the batch just handed back: it is next in line, alone.
-                s.role[i as usize] = Role::Ready;
+                s.role[i.ix()] = Role::Ready;
                 s.push_front(i);
                 s.handoff_to_consumer(&self.handoffs)
             } else {
-                s.role[i as usize] = Role::Free;
+                s.role[i.ix()] = Role::Free;
                 None
             };
             Wake(to_consumer, s.handoff_to_producer(&self.handoffs))
@@ -995,9 +1002,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 out.parts[k] = core::mem::take(self.locked_buf(s, i));
                 // Stored reversed so the iterator pops from the back in O(1).
                 out.parts[k].reverse();
-                s.first_at[i as usize] = None;
-                s.error[i as usize] = None;
-                s.role[i as usize] = Role::Free;
+                s.first_at[i.ix()] = None;
+                s.error[i.ix()] = None;
+                s.role[i.ix()] = Role::Free;
                 k += 1;
             }
             out.spill = match s.parked.take() {
