@@ -23,7 +23,7 @@ use crate::config::{Config, SplitError, Weigher};
 use crate::intake::{Burst, Intake};
 use crate::policy::{Fill, FlushReason, Limits};
 use crate::receiver::Receiver;
-use crate::slot::{AfterPublish, FillToken, Published, Room, Slot, SlotRef};
+use crate::slot::{AfterPublish, Control, FillToken, Published, Room, Slot, SlotRef};
 use crate::source::{Kind, Plain};
 use crate::timer::{Instant, SpanOf, Timer};
 
@@ -159,8 +159,7 @@ where
         armed: None,
         parked: false,
         pushed: false,
-        closing: false,
-        close_when_idle: false,
+        requests: Control::default(),
         idle_probe: false,
         stop_on_error: false,
         done: false,
@@ -252,9 +251,9 @@ where
     parked: bool,
     /// Items arrived since the source last returned `Pending` (for the idle gap).
     pushed: bool,
-    closing: bool,
-    /// Close once the source has nothing ready.
-    close_when_idle: bool,
+    /// What was asked of it so far: [`Control::CLOSED`] (it is closing) and
+    /// [`Control::CLOSE_WHEN_IDLE`].
+    requests: Control,
     /// The source returned `Pending` and the producer yielded once to see if it stays so.
     idle_probe: bool,
     /// Finish after the first error from the source.
@@ -301,20 +300,19 @@ where
         // no item waiting to be placed (that one claims room by itself).
         let need_room = self.own.is_none() && !self.parked;
         let (control, mut room) = self.slot.producer_step(cx, &self.limits, need_room);
-        self.closing |= control.closed;
-        self.close_when_idle |= control.close_when_idle;
-        if control.flush {
+        self.requests.absorb(control);
+        if control.has(Control::FLUSH) {
             if let Some(after) = self.publish_own(FlushReason::Flush, cx) {
                 self.absorb(&after);
             }
             self.slot.seal_open();
         }
-        let driven = control.driven;
+        let driven = control.has(Control::DRIVEN);
         let mut pulled = 0usize;
         loop {
             // An item that found no room waits here; it goes first.
             // On a close it stays there, for the receiver or a drain.
-            if self.parked && !self.closing {
+            if self.parked && !self.closing() {
                 if let Some((x, at)) = self.slot.unpark() {
                     match self.place(x, Some(at), cx) {
                         Ok(None) => {}
@@ -332,7 +330,7 @@ where
                 }
                 self.parked = false;
             }
-            if self.closing {
+            if self.closing() {
                 return self.finish(FlushReason::Close);
             }
             // Never pull an item there is no room for: that is the backpressure.
@@ -426,10 +424,10 @@ where
                     }
                 }
                 Poll::Ready(None) => return self.finish(FlushReason::End),
-                Poll::Pending if self.close_when_idle => {
+                Poll::Pending if self.requests.has(Control::CLOSE_WHEN_IDLE) => {
                     if self.idle_probe {
                         // `Pending` again after a yield to the executor: the source is idle.
-                        self.closing = true;
+                        self.requests.set(Control::CLOSED);
                     } else {
                         // A `Pending` may only mean the task's budget ran out (tokio's coop):
                         // yield once, and look again.
@@ -451,11 +449,21 @@ where
         }
     }
 
+    fn closing(&self) -> bool {
+        self.requests.has(Control::CLOSED)
+    }
+
+    /// After an error from the source: closes if the producer stops at the first one.
+    fn close_on_error(&mut self) {
+        if self.stop_on_error {
+            self.requests.set(Control::CLOSED);
+        }
+    }
+
     /// Takes in what a publish read from the slot.
     fn absorb(&mut self, after: &AfterPublish) {
-        self.closing |= after.control.closed;
-        self.close_when_idle |= after.control.close_when_idle;
-        if after.control.flush {
+        self.requests.absorb(after.control);
+        if after.control.has(Control::FLUSH) {
             self.slot.seal_open();
         }
     }
@@ -586,7 +594,7 @@ where
         if self.own.is_none() {
             error = match self.slot.append_error_open(error) {
                 Ok(()) => {
-                    self.closing |= self.stop_on_error;
+                    self.close_on_error();
                     return Ok(None);
                 }
                 Err(error) => error,
@@ -597,7 +605,7 @@ where
             }
         }
         let Some(t) = self.own.take() else { unreachable!() };
-        self.closing |= self.stop_on_error;
+        self.close_on_error();
         let next = self.fill.next(self.limits.max_items, 0);
         let fill = core::mem::replace(&mut self.fill, next);
         let p = Published {

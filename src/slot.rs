@@ -283,14 +283,33 @@ pub struct FillToken(Buf);
 #[derive(Debug)]
 pub struct LentToken(Buf);
 
-/// Control requests for the producer.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Control {
-    pub(crate) closed: bool,
-    pub(crate) close_when_idle: bool,
-    pub(crate) flush: bool,
+/// Control requests for the producer, one bit each: one byte to hand over and to merge into
+/// what the producer keeps ([`Control::STICKY`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Control(u8);
+
+impl Control {
+    /// Closed, or the receiver is gone.
+    pub(crate) const CLOSED: u8 = 1;
+    /// Close once the source has nothing ready.
+    pub(crate) const CLOSE_WHEN_IDLE: u8 = 2;
+    /// Emit the batch being filled now.
+    pub(crate) const FLUSH: u8 = 4;
     /// The in-task driver polls this producer beside the consumer (it needs no self-wake to yield).
-    pub(crate) driven: bool,
+    pub(crate) const DRIVEN: u8 = 8;
+    /// The requests that hold from then on.
+    pub(crate) const STICKY: u8 = Self::CLOSED | Self::CLOSE_WHEN_IDLE;
+
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    pub(crate) fn set(&mut self, bit: u8) {
+        self.0 |= bit;
+    }
+    /// Takes in the sticky requests of `other`.
+    pub(crate) fn absorb(&mut self, other: Control) {
+        self.0 |= other.0 & Self::STICKY;
+    }
 }
 
 /// Where the producer's next item goes.
@@ -647,20 +666,21 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             s.producer_waker.register(cx.waker(), s.driven);
             let control = Self::read_control(s);
-            let room = (need_room && !control.closed && !control.flush).then(|| self.room_locked(s, cx, limits));
+            let room = (need_room && !control.has(Control::CLOSED | Control::FLUSH)).then(|| self.room_locked(s, cx, limits));
             (control, room)
         })
     }
 
     fn read_control(s: &mut State<T, Tm::Instant, E>) -> Control {
         let closed = s.closed || s.receiver == Attach::Gone;
-        Control {
-            closed,
-            close_when_idle: s.close_when_idle,
-            // A flush after a close would relabel the final batch: close wins.
-            flush: core::mem::take(&mut s.flush) && !closed,
-            driven: s.driven,
-        }
+        // A flush after a close would relabel the final batch: close wins.
+        let flush = core::mem::take(&mut s.flush) && !closed;
+        Control(
+            u8::from(closed) * Control::CLOSED
+                | u8::from(s.close_when_idle) * Control::CLOSE_WHEN_IDLE
+                | u8::from(flush) * Control::FLUSH
+                | u8::from(s.driven) * Control::DRIVEN,
+        )
     }
 
     /// Finds room for the next item: the open ready batch if it still has room, else a free
