@@ -547,13 +547,13 @@ where
         let mut published = None;
         loop {
             if self.own.is_none() {
-                item = match self.slot.append_open(item, w, &self.limits) {
+                match self.slot.append_or_claim(item, w, &self.limits, cx) {
                     Ok(()) => return Ok(published),
-                    Err(item) => item,
-                };
-                match self.slot.claim(cx) {
-                    Some(t) => self.own = Some(t),
-                    None => return Err(item),
+                    Err((back, Some(t))) => {
+                        item = back;
+                        self.own = Some(t);
+                    }
+                    Err((back, None)) => return Err(back),
                 }
             }
             let Some(t) = &mut self.own else { unreachable!() };

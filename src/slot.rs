@@ -714,22 +714,44 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     }
 
     /// Appends `item` (of weight `w`) to the newest ready batch if it is still open and the item
-    /// fits; otherwise closes that batch to further items and hands the item back.
-    pub(crate) fn append_open(&self, item: T, w: usize, limits: &Limits<impl Copy>) -> Result<(), T> {
+    /// fits (else that batch takes no more items); failing that, claims a free buffer for it, in
+    /// the same critical section (registering the producer's waker if there is none). Hands the
+    /// item back with the buffer it got, if any.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn append_or_claim(
+        &self,
+        item: T,
+        w: usize,
+        limits: &Limits<impl Copy>,
+        cx: &mut Context<'_>,
+    ) -> Result<(), (T, Option<FillToken>)> {
         self.with(|s| {
-            let Some(i) = s.open else { return Err(item) };
-            let buf = self.locked_buf(s, i);
-            if !limits.fits(buf.len(), s.open_weight, w) {
-                s.open = None;
-                return Err(item);
+            let item = match self.append_open(s, item, w, limits) {
+                Ok(()) => return Ok(()),
+                Err(item) => item,
+            };
+            let t = s.claim(cx);
+            #[cfg(feature = "stats")]
+            if t.is_some() {
+                self.producer_wait_ends(s);
             }
-            buf.push(item)?;
-            s.open_weight += w;
-            if limits.is_full(buf.len(), s.open_weight) {
-                s.open = None;
-            }
-            Ok(())
+            Err((item, t))
         })
+    }
+
+    fn append_open(&self, s: &mut State<T, Tm::Instant, E>, item: T, w: usize, limits: &Limits<impl Copy>) -> Result<(), T> {
+        let Some(i) = s.open else { return Err(item) };
+        let buf = self.locked_buf(s, i);
+        if !limits.fits(buf.len(), s.open_weight, w) {
+            s.open = None;
+            return Err(item);
+        }
+        buf.push(item)?;
+        s.open_weight += w;
+        if limits.is_full(buf.len(), s.open_weight) {
+            s.open = None;
+        }
+        Ok(())
     }
 
     /// Attaches a source error to the newest ready batch if it is still open.
