@@ -618,6 +618,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         if core::mem::needs_drop::<T>() || core::mem::needs_drop::<E>() {
             // Dropped outside the lock: item destructors never run in a critical section.
             drop(self.drain_remainder());
+            self.with(Self::clear_requests);
         } else {
             // Nothing to drop: emptied in place, with no copy of the buffers.
             self.with(|s| {
@@ -629,16 +630,19 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.queue = [None; 2];
                 s.open = None;
                 s.parked = None;
+                Self::clear_requests(s);
             });
         }
-        self.with(|s| {
-            s.error = [None, None];
-            s.closed = false;
-            s.close_when_idle = false;
-            s.flush = false;
-            s.consumer_waiting = false;
-            s.producer_awaits_take = false;
-        });
+    }
+
+    /// Clears what the earlier halves asked or left: errors, control requests, waits.
+    fn clear_requests(s: &mut State<T, Tm::Instant, E>) {
+        s.error = [None, None];
+        s.closed = false;
+        s.close_when_idle = false;
+        s.flush = false;
+        s.consumer_waiting = false;
+        s.producer_awaits_take = false;
     }
 
     pub(crate) fn detach_receiver(&self) {
