@@ -8,7 +8,7 @@
 //!
 //! Give the producer task a `&'static mut` producer, not the producer itself: an embassy task
 //! keeps its arguments beside the future it awaits, so `async fn batcher(p: Batcher) { p.await }`
-//! stores the producer twice (376 B for a 184 B producer on thumbv7em; `(&mut p).await` does not
+//! stores the producer twice (344 B for a 168 B producer on thumbv7em; `(&mut p).await` does not
 //! help). A `static_cell::StaticCell` holds it once (on thumbv6m, `static_cell` needs
 //! `portable-atomic` with feature `critical-section`); or await the producer in the task that
 //! split the slot. The producer is `Unpin` when its source is (an embassy-sync channel receiver

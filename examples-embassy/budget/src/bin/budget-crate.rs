@@ -5,7 +5,8 @@
 //!
 //! The producer is stored once: in a `StaticCell`, the task holding only a `&'static mut` to it.
 //! A task that took the producer by value would hold it twice (an `async fn` keeps its argument
-//! beside the future it awaits, even when awaited through `&mut`): 168 B more static RAM here.
+//! beside the future it awaits, even when awaited through `&mut`), and moves it: 152 B more static
+//! RAM here, and 940 B more flash on thumbv7em (measured once, by editing this file).
 #![no_std]
 #![no_main]
 
