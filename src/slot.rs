@@ -670,7 +670,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         self.with(|s| {
             s.producer_waker.register(cx.waker(), s.driven);
             let control = Self::read_control(s);
-            let room = (need_room && !control.has(Control::CLOSED | Control::FLUSH)).then(|| self.room_locked(s, cx, limits));
+            let room =
+                (need_room && !control.has(Control::CLOSED | Control::FLUSH)).then(|| self.room_locked(s, cx, limits));
             (control, room)
         })
     }
@@ -743,7 +744,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         })
     }
 
-    fn append_open(&self, s: &mut State<T, Tm::Instant, E>, item: T, w: usize, limits: &Limits<impl Copy>) -> Result<(), T> {
+    fn append_open(
+        &self,
+        s: &mut State<T, Tm::Instant, E>,
+        item: T,
+        w: usize,
+        limits: &Limits<impl Copy>,
+    ) -> Result<(), T> {
         let Some(i) = s.open else { return Err(item) };
         let buf = self.locked_buf(s, i);
         if !limits.fits(buf.len(), s.open_weight, w) {
