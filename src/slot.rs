@@ -681,10 +681,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         // A flush after a close would relabel the final batch: close wins.
         let flush = core::mem::take(&mut s.flush) && !closed;
         Control(
-            u8::from(closed) * Control::CLOSED
-                | u8::from(s.close_when_idle) * Control::CLOSE_WHEN_IDLE
-                | u8::from(flush) * Control::FLUSH
-                | u8::from(s.driven) * Control::DRIVEN,
+            (u8::from(closed) * Control::CLOSED)
+                | (u8::from(s.close_when_idle) * Control::CLOSE_WHEN_IDLE)
+                | (u8::from(flush) * Control::FLUSH)
+                | (u8::from(s.driven) * Control::DRIVEN),
         )
     }
 
