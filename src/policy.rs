@@ -210,8 +210,8 @@ impl<I: Instant> Fill<I> {
         max_wait.is_some() && self.first_at.is_some() && self.check_len == 0
     }
 
-    /// `max_wait` after the first item, worked out once. Not inlined: 12 B less flash on
-    /// thumbv7em and 52 B on thumbv6m, the same instructions per item on the host.
+    /// `max_wait` after the first item, worked out each time a check needs it (rarely: a quick
+    /// batch never does), so the producer stores no deadline.
     fn deadline(&self, max_wait: Option<I::Span>) -> Option<I> {
         self.first_at.zip(max_wait).and_then(|(at, d)| at.checked_add(d))
     }

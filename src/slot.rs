@@ -702,12 +702,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             }
             s.open = None;
         }
-        match s.claim(cx) {
-            Some(t) => {
-                #[cfg(feature = "stats")]
-                self.producer_wait_ends(s);
-                Room::Own(t)
-            }
+        match self.claim_locked(s, cx) {
+            Some(t) => Room::Own(t),
             None => {
                 #[cfg(feature = "stats")]
                 if s.waits.producer == Wait::No {
@@ -735,12 +731,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 Ok(()) => return Ok(()),
                 Err(item) => item,
             };
-            let t = s.claim(cx);
-            #[cfg(feature = "stats")]
-            if t.is_some() {
-                self.producer_wait_ends(s);
-            }
-            Err((item, t))
+            Err((item, self.claim_locked(s, cx)))
         })
     }
 
@@ -783,14 +774,17 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// Claims a free buffer for the producer (registering its waker if there is none).
     pub(crate) fn claim(&self, cx: &mut Context<'_>) -> Option<FillToken> {
-        self.with(|s| {
-            let t = s.claim(cx);
-            #[cfg(feature = "stats")]
-            if t.is_some() {
-                self.producer_wait_ends(s);
-            }
-            t
-        })
+        self.with(|s| self.claim_locked(s, cx))
+    }
+
+    /// [`State::claim`], ending the producer's wait (for the counters) when it gets a buffer.
+    fn claim_locked(&self, s: &mut State<T, Tm::Instant, E>, cx: &mut Context<'_>) -> Option<FillToken> {
+        let t = s.claim(cx);
+        #[cfg(feature = "stats")]
+        if t.is_some() {
+            self.producer_wait_ends(s);
+        }
+        t
     }
 
     /// Publishes the producer's buffer (which may be empty only when `p.error` is set), and reads
