@@ -1041,6 +1041,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             spill: None,
             part: 0,
         };
+        // Errors are not part of the remainder: they are dropped after the lock is released, so
+        // an error's `Drop` never runs inside the critical section (and may reach the slot).
+        let mut errors: [Option<E>; 3] = [None, None, None];
         let wake = self.with(|s| {
             s.closed = true;
             s.open = None;
@@ -1050,19 +1053,21 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 // Stored reversed so the iterator pops from the back in O(1).
                 out.parts[k].reverse();
                 s.first_at[i.ix()] = None;
-                s.error[i.ix()] = None;
+                errors[k] = s.error[i.ix()].take();
                 s.role[i.ix()] = Role::Free;
                 k += 1;
             }
-            out.spill = match s.parked.take() {
-                Some((Ok(item), _)) => Some(item),
-                _ => None,
-            };
+            match s.parked.take() {
+                Some((Ok(item), _)) => out.spill = Some(item),
+                Some((Err(e), _)) => errors[2] = Some(e),
+                None => {}
+            }
             s.producer_waker.take()
         });
         if let Some(w) = wake {
             w.wake();
         }
+        drop(errors);
         out
     }
 }

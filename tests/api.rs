@@ -134,6 +134,39 @@ fn remainder_counts_and_debug_output() {
     assert!(slot.is_closed());
 }
 
+/// A drain drops the errors still queued after it releases the slot's lock: an error whose `Drop`
+/// reaches the slot (here: asks whether it is closed) neither panics nor deadlocks.
+#[test]
+fn a_drain_drops_queued_errors_outside_the_lock() {
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use prefetch_batch::timer::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CLOCK: ManualClock = ManualClock::new();
+    static SLOT: Slot<CriticalSectionRawMutex, u32, 2, &ManualClock, Reaches> = Slot::new(&CLOCK);
+    static SAW_CLOSED: AtomicUsize = AtomicUsize::new(0);
+    #[derive(Debug)]
+    struct Reaches;
+    impl Drop for Reaches {
+        fn drop(&mut self) {
+            if SLOT.is_closed() {
+                SAW_CLOSED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    // [1] with the error after it, then [2] as the end: both buffers ready, nobody takes them.
+    let src = testing::iter([Ok(1), Err(Reaches), Ok(2)]);
+    let (producer, mut rx) = SLOT.try_split(src, Config::new()).unwrap();
+    CLOCK.block_on(producer);
+    assert_eq!(SAW_CLOSED.load(Ordering::SeqCst), 0);
+    let rest: Vec<u32> = rx.drain_remainder().collect();
+    assert_eq!(rest, vec![1, 2]);
+    assert_eq!(
+        SAW_CLOSED.load(Ordering::SeqCst),
+        1,
+        "the queued error was dropped, once"
+    );
+}
+
 /// `ManualClock` needs no critical section: with `StdRawMutex` it lives in a `static` and drives a
 /// batcher like the default one.
 #[cfg(feature = "std")]
