@@ -139,16 +139,18 @@ budget_table() {
 # works on the current one (two buffers over embassy-sync's zerocopy_channel, two tasks, as
 # budget-crate), with only the full and deadline rules. What it adds over budget-hand is the cost of
 # prefetching itself on this runtime; the rest of what the crate adds is the cost of its rules.
+# budget-in-task does budget-crate's job with the crate's one-task driver (`for_each_batch_in`).
 prefetch_table() {
-    echo "| target | measure | hand-written loop (B) | prefetch by hand adds (B) | prefetch-batch adds (B) |"
-    echo "|---|---|---:|---:|---:|"
+    echo "| target | measure | hand-written loop (B) | prefetch by hand adds (B) | prefetch-batch, two tasks, adds (B) | prefetch-batch, one-task driver, adds (B) |"
+    echo "|---|---|---:|---:|---:|---:|"
     for target in $TARGETS; do
-        local elf="$BUDGET_TARGET_DIR/$target/release" shown=$target
+        local elf="$BUDGET_TARGET_DIR/$target/release"
         read -r fh rh < <(flash_ram "$elf/budget-hand")
         read -r fz rz < <(flash_ram "$elf/budget-zerocopy")
         read -r fc rc < <(flash_ram "$elf/budget-crate")
-        echo "| $shown | flash | $fh | $((fz - fh)) | $((fc - fh)) |"
-        echo "|  | static RAM | $rh | $((rz - rh)) | $((rc - rh)) |"
+        read -r ft rt < <(flash_ram "$elf/budget-in-task")
+        echo "| $target | flash | $fh | $((fz - fh)) | $((fc - fh)) | $((ft - fh)) |"
+        echo "|  | static RAM | $rh | $((rz - rh)) | $((rc - rh)) | $((rt - rh)) |"
     done
 }
 
@@ -175,7 +177,7 @@ echo "Size budget: the fair minimal pair (budget-hand, budget-crate), N = $BUDGE
 echo
 echo "$BUDGET_TABLE"
 echo
-echo "Prefetching by hand (budget-zerocopy: two buffers, two tasks, full and deadline only) beside the crate:"
+echo "Prefetching by hand (budget-zerocopy: two buffers, two tasks, full and deadline only) beside the crate's two patterns:"
 echo
 echo "$PREFETCH_TABLE"
 if [ "$WRITE" = 1 ]; then

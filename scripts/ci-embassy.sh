@@ -116,14 +116,14 @@ echo "$features"
 ! grep -Eq 'prefetch-batch feature "(stats|default)"' <<<"$features" || fail "the budget pair builds prefetch-batch with 'stats'"
 
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
-    step "size budget pair on $target: hand-written loop, prefetch by hand and prefetch-batch do the same job"
+    step "size budget pair on $target: hand-written loop, prefetch by hand and prefetch-batch (two tasks, one task) do the same job"
     (cd "$BUDGET" && cargo build --release --locked --target "$target" --bins)
-    for bin in budget-hand budget-zerocopy budget-crate; do
+    for bin in budget-hand budget-zerocopy budget-crate budget-in-task; do
         run "$bin-$target" 0 bash -c "cd $BUDGET && cargo run -q --release --locked --target $target --bin $bin"
     done
     grep -Eq '^sum [0-9]+ of [0-9]+ readings in [0-9]+ batches, [0-9]+ full$' "$LOGS/budget-hand-$target.log" ||
         fail "budget-hand: no 'sum S of R readings in B batches, F full' line"
-    for bin in budget-zerocopy budget-crate; do
+    for bin in budget-zerocopy budget-crate budget-in-task; do
         cmp -s "$LOGS/budget-hand-$target.log" "$LOGS/$bin-$target.log" ||
             fail "$bin printed something else than budget-hand"
     done

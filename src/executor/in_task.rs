@@ -172,7 +172,9 @@ pub trait BatchExt: Stream + Sized {
     /// Batches this stream and calls `handler` on each batch, filling the next batches while the
     /// handler awaits. Completes once the source has ended and every batch was handled.
     ///
-    /// One task, no spawn, no allocation: works on tokio, embassy, or any `block_on`. Like
+    /// One task, no spawn, no allocation: works on tokio, embassy, or any `block_on` (on a
+    /// microcontroller, a `static` slot with a producer task and a consumer task is smaller: see
+    /// the crate's `embassy` module). Like
     /// futures' `for_each`, the handler owns what it gets: each [`Batch`] is moved out of its
     /// buffer (one copy of `N` items), and the buffer goes straight back to the producer, so while
     /// the handler works, both buffers fill. The future is `Send` when the source, its items and
