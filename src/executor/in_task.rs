@@ -174,10 +174,9 @@ pub trait BatchExt: Stream + Sized {
     ///
     /// One task, no spawn, no allocation: works on tokio, embassy, or any `block_on` (on a
     /// microcontroller, a `static` slot with a producer task and a consumer task is smaller: see
-    /// the crate's `embassy` module). Like
-    /// futures' `for_each`, the handler owns what it gets: each [`Batch`] is moved out of its
-    /// buffer (one copy of `N` items), and the buffer goes straight back to the producer, so while
-    /// the handler works, both buffers fill. The future is `Send` when the source, its items and
+    /// the crate's `embassy` module). Like futures' `for_each`, the handler owns what it gets:
+    /// each [`Batch`] is moved out of its buffer (one copy of `N` items), and the buffer goes
+    /// straight back to the producer, so while the handler works, both buffers fill. The future is `Send` when the source, its items and
     /// the handler's future are: it can run inside `tokio::spawn`. (The handler is a closure that
     /// returns a future, as for futures' `for_each`; state it changes lives outside the future it
     /// returns, or in a `Cell`.) For zero-copy access, split a [`Slot`] and take
