@@ -1,7 +1,7 @@
 //! The batching policy: why a batch ends, what each batch says about itself, and the producer's
 //! clock arithmetic for the batch it is filling (all in the timer's own [`Span`]).
 
-use crate::timer::{Instant, Span};
+use crate::timer::{Instant, Span, Timer};
 
 /// Why a batch was emitted.
 ///
@@ -180,9 +180,15 @@ impl<I: Instant> Fill<I> {
     /// ready, and its next batch is read closely again). Otherwise the burst reads the clock at
     /// the stride of [`Fill::deadline_passed`]. The deadline itself is worked out when first
     /// needed ([`Fill::deadline`]): a quick batch never needs it.
-    pub(crate) fn start(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
+    ///
+    /// On a timer whose clock is cheap to read ([`Timer::CHEAP_NOW`]) every item is looked at.
+    pub(crate) fn start<Tm: Timer<Instant = I>>(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
         self.first_at = Some(at);
         if limits.max_wait.is_some() {
+            if Tm::CHEAP_NOW {
+                self.check_len = len + 1;
+                return;
+            }
             let items = self.checked_len + len;
             let quick = match (self.checked_at, limits.max_wait) {
                 (Some(last), Some(d)) if items.saturating_mul(2) >= limits.max_items => {
@@ -206,8 +212,8 @@ impl<I: Instant> Fill<I> {
     /// batch does not make the producer wait for the take: it fills the other buffer first (at
     /// the rate seen, within half of `max_wait`), and the caller on the same thread then takes
     /// two batches per trip through the executor.
-    pub(crate) fn quick(&self, max_wait: Option<I::Span>) -> bool {
-        max_wait.is_some() && self.first_at.is_some() && self.check_len == 0
+    pub(crate) fn quick<Tm: Timer<Instant = I>>(&self, max_wait: Option<I::Span>) -> bool {
+        !Tm::CHEAP_NOW && max_wait.is_some() && self.first_at.is_some() && self.check_len == 0
     }
 
     /// `max_wait` after the first item, worked out each time a check needs it (rarely: a quick
@@ -223,14 +229,29 @@ impl<I: Instant> Fill<I> {
     /// source that is fast costs about log2(N) clock reads for its first batch and none in the
     /// burst after that (see [`Fill::start`]); one that is slow is cut within one item of
     /// `max_wait`.
-    pub(crate) fn deadline_passed(&mut self, now: I, len: usize, max_wait: Option<I::Span>) -> bool {
-        let (Some(deadline), Some(last)) = (self.deadline(max_wait), self.checked_at) else {
+    /// On a timer whose clock is cheap to read, the next look is at the next item.
+    pub(crate) fn deadline_passed<Tm: Timer<Instant = I>>(
+        &mut self,
+        now: I,
+        len: usize,
+        max_wait: Option<I::Span>,
+    ) -> bool {
+        let Some(deadline) = self.deadline(max_wait) else {
             self.check_len = 0;
             return false;
         };
         if now >= deadline {
             return true;
         }
+        if Tm::CHEAP_NOW {
+            self.check_len = len.saturating_add(1);
+            return false;
+        }
+        // Set by `start` whenever there is a deadline.
+        let Some(last) = self.checked_at else {
+            self.check_len = 0;
+            return false;
+        };
         let left = deadline.saturating_since(now);
         let mut took = now.saturating_since(last);
         let mut stride = self.stride;

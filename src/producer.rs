@@ -355,7 +355,7 @@ where
                                 pulled += 1;
                                 self.pushed = true;
                                 self.idle_probe = false;
-                                self.fill.start(self.slot.timer().now(), &self.limits, 1);
+                                self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, 1);
                                 continue;
                             }
                             other => other,
@@ -370,7 +370,7 @@ where
                         let res = source.as_mut().poll_fill(cx, buf, stop);
                         if before == 0 && !buf.is_empty() {
                             // Bulk intake: what one fill took was all ready at once.
-                            self.fill.start(self.slot.timer().now(), &self.limits, buf.len());
+                            self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, buf.len());
                         }
                         match res {
                             Burst::Stop => {
@@ -380,10 +380,11 @@ where
                                 self.idle_probe = false;
                                 let reason = if len >= max {
                                     Some(FlushReason::Full)
-                                } else if self
-                                    .fill
-                                    .deadline_passed(self.slot.timer().now(), len, self.limits.max_wait)
-                                {
+                                } else if self.fill.deadline_passed::<Tm>(
+                                    self.slot.timer().now(),
+                                    len,
+                                    self.limits.max_wait,
+                                ) {
                                     Some(FlushReason::Deadline)
                                 } else {
                                     None
@@ -574,14 +575,14 @@ where
             self.pushed = true;
             if first {
                 let at = at.unwrap_or_else(|| self.slot.timer().now());
-                self.fill.start(at, &self.limits, 1);
+                self.fill.start::<Tm>(at, &self.limits, 1);
             }
             if Self::is_full(&self.limits, len, self.fill.weight) {
                 published = self.publish_own(FlushReason::Full, cx).or(published);
             } else if len == self.fill.check_len
                 && self
                     .fill
-                    .deadline_passed(self.slot.timer().now(), len, self.limits.max_wait)
+                    .deadline_passed::<Tm>(self.slot.timer().now(), len, self.limits.max_wait)
             {
                 published = self.publish_own(FlushReason::Deadline, cx).or(published);
             }
@@ -692,7 +693,7 @@ where
             weight: fill.weight,
             error: None,
             open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
-            quick: reason == FlushReason::Full && fill.quick(self.limits.max_wait),
+            quick: reason == FlushReason::Full && fill.quick::<Tm>(self.limits.max_wait),
         };
         Some(self.slot.publish(t, p, cx))
     }

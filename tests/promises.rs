@@ -25,7 +25,7 @@ use futures_core::Stream;
 #[cfg(feature = "tokio")]
 use futures_util::StreamExt;
 use prefetch_batch::testing::join;
-use prefetch_batch::timer::{ManualClock, Span, Timer};
+use prefetch_batch::timer::{ManualClock, ManualSleep, Span, Timer};
 use prefetch_batch::{BatchExt, BatchInfo, Config, FlushReason, Slot, Weigher};
 
 // ----- what the caller does, and what it saw -----
@@ -315,6 +315,33 @@ impl Clock for &'static ManualClock {
     }
 }
 
+/// `ManualClock`, declared cheap to read ([`Timer::CHEAP_NOW`], as `EmbassyTimer` is): the
+/// producer checks the deadline at every item instead of learning a stride.
+#[derive(Debug, Clone, Copy)]
+struct Cheap(&'static ManualClock);
+
+impl Timer for Cheap {
+    type Instant = Duration;
+    type Sleep = ManualSleep<'static>;
+    const MAX_DURATION: Duration = <&ManualClock as Timer>::MAX_DURATION;
+    const CHEAP_NOW: bool = true;
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+    fn sleep_until(&self, at: Duration) -> Self::Sleep {
+        self.0.sleep_until(at)
+    }
+}
+
+impl Clock for Cheap {
+    fn step(&self) -> impl FnMut(&mut Context<'_>) + Send + Unpin + 'static {
+        self.0.step()
+    }
+    fn backlog(&self, n: u32) -> impl Stream<Item = u32> + Send + Unpin + 'static {
+        self.0.backlog(n)
+    }
+}
+
 #[cfg(feature = "tokio")]
 impl Clock for prefetch_batch::timer::TokioTimer {
     fn step(&self) -> impl FnMut(&mut Context<'_>) + Send + Unpin + 'static {
@@ -479,6 +506,10 @@ async fn ready_source_turning_slow_is_caught_within_a_batch<D: Drive<Tm>, Tm: Cl
         .filter(|&i| got[i].age > ms(11) || got[i].taken_at - got[i].first_at > ms(11))
         .collect();
     let slow = got.iter().position(|g| g.items.contains(&72)).expect("item 72");
+    if Tm::CHEAP_NOW {
+        // A clock cheap to read is read at every item: no batch is late, not even this one.
+        assert_eq!(late, [] as [usize; 0], "a cheap clock is read at every item");
+    }
     assert!(
         late.iter().all(|&i| i == slow || i + 1 == slow),
         "only the batch that turned slow ({slow}) and the one before it may be late: {late:?}"
@@ -613,18 +644,20 @@ async fn close_then_flush_ends_with_close<D: Drive<Tm>, Tm: Clock>(timer: Tm) {
 
 // ----- the table -----
 
-/// Each scenario on `ManualClock`, one test per API.
+/// Each scenario on `ManualClock`, one test per API. The scenario gets the timer `$timer(clock)`:
+/// the clock itself, or [`Cheap`] over it.
 macro_rules! manual {
-    ($($name:ident: $scenario:ident::<$api:ty>),* $(,)?) => {$(
+    ($timer:expr; $($name:ident: $scenario:ident::<$api:ty>),* $(,)?) => {$(
         #[test]
         fn $name() {
             let clock = common::clock();
-            clock.block_on($scenario::<$api, _>(clock));
+            clock.block_on($scenario::<$api, _>($timer(clock)));
         }
     )*};
 }
 
 manual! {
+    core::convert::identity;
     slow_ready_source_keeps_max_wait_manual_for_each: slow_ready_source_keeps_max_wait::<ForEach>,
     slow_ready_source_keeps_max_wait_manual_for_each_in: slow_ready_source_keeps_max_wait::<ForEachIn>,
     slow_ready_source_keeps_max_wait_manual_split: slow_ready_source_keeps_max_wait::<Split>,
@@ -640,6 +673,17 @@ manual! {
     parked_item_keeps_its_arrival_time_late_caller_manual_split: parked_item_keeps_its_arrival_time_late_caller::<Split>,
     close_then_flush_ends_with_close_manual_for_each_in: close_then_flush_ends_with_close::<ForEachIn>,
     close_then_flush_ends_with_close_manual_split: close_then_flush_ends_with_close::<Split>,
+}
+
+// The deadline checked at every item.
+manual! {
+    Cheap;
+    slow_ready_source_keeps_max_wait_cheap_for_each: slow_ready_source_keeps_max_wait::<ForEach>,
+    slow_ready_source_keeps_max_wait_cheap_split: slow_ready_source_keeps_max_wait::<Split>,
+    ready_source_turning_slow_cheap_for_each: ready_source_turning_slow_is_caught_within_a_batch::<ForEach>,
+    ready_source_turning_slow_cheap_split: ready_source_turning_slow_is_caught_within_a_batch::<Split>,
+    parked_item_keeps_its_arrival_time_cheap_split: parked_item_keeps_its_arrival_time::<Split>,
+    close_then_flush_ends_with_close_cheap_split: close_then_flush_ends_with_close::<Split>,
 }
 
 /// Each scenario on a tokio runtime (the attribute says which), one test per API, under a hang

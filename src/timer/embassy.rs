@@ -76,6 +76,8 @@ impl Timer for EmbassyTimer {
     type Sleep = embassy_time::Timer;
     /// Half the tick range, so adding it to any instant of a running system cannot overflow.
     const MAX_DURATION: Duration = Duration::from_secs(MAX_TICKS / TICK_HZ);
+    /// A read is a tick counter's: the deadline is checked at every item.
+    const CHEAP_NOW: bool = true;
 
     /// Not inlined: a read is a critical section and a call into the time driver, and the producer
     /// reads the clock in four places (56 B less flash on thumbv7em, 52 B on thumbv6m).

@@ -87,6 +87,12 @@ pub trait Timer: Clone {
     type Sleep: Future<Output = ()>;
     /// The longest duration this timer can add to an instant; longer limits are a configuration error.
     const MAX_DURATION: Duration;
+    /// Whether reading the clock costs about as little as taking one item (a tick counter, as on
+    /// embassy). Then a burst checks the deadline at every item: no stride to learn, and a few
+    /// hundred bytes less code. Otherwise (the default) the producer learns how often it must
+    /// read the clock to cut a batch within one item of `max_wait`, as the README says: about
+    /// one read per batch from a quick source.
+    const CHEAP_NOW: bool = false;
 
     /// The current instant.
     fn now(&self) -> Self::Instant;
