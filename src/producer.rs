@@ -302,10 +302,10 @@ where
         let (control, mut room) = self.slot.producer_step(cx, &self.limits, need_room);
         self.requests.absorb(control);
         if control.has(Control::FLUSH) {
+            // The slot has sealed the open batch already, as it handed over the flush.
             if let Some(after) = self.publish_own(FlushReason::Flush, cx) {
                 self.absorb(&after);
             }
-            self.slot.seal_open();
         }
         let driven = control.has(Control::DRIVEN);
         let mut pulled = 0usize;
@@ -461,12 +461,9 @@ where
         }
     }
 
-    /// Takes in what a publish read from the slot.
+    /// Takes in what a publish read from the slot (which sealed the open batch on a flush).
     fn absorb(&mut self, after: &AfterPublish) {
         self.requests.absorb(after.control);
-        if after.control.has(Control::FLUSH) {
-            self.slot.seal_open();
-        }
     }
 
     /// After a publish: yields (returns `Some(Pending)`) when the caller waits for that batch, so a

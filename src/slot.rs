@@ -687,6 +687,10 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         let closed = s.closed || s.receiver == Attach::Gone;
         // A flush after a close would relabel the final batch: close wins.
         let flush = core::mem::take(&mut s.flush) && !closed;
+        if flush {
+            // The flush reaches the producer: from now on the ready batch takes no more items.
+            s.open = None;
+        }
         Control(
             (u8::from(closed) * Control::CLOSED)
                 | (u8::from(s.close_when_idle) * Control::CLOSE_WHEN_IDLE)
@@ -772,11 +776,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             s.error[i.ix()] = Some(error);
             Ok(())
         })
-    }
-
-    /// Stops the newest ready batch from taking more items.
-    pub(crate) fn seal_open(&self) {
-        self.with(|s| s.open = None);
     }
 
     /// Claims a free buffer for the producer (registering its waker if there is none).

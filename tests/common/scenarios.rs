@@ -103,6 +103,28 @@ pub async fn flush<Tm: Timer>(t: Tm) {
     assert_eq!(seen[0].taken_at, ms(5));
 }
 
+/// A flush also stops a ready batch from taking items: the `Deadline` batch that waits for a busy
+/// caller ends where the flush found it, and what arrives after the flush starts the next batch
+/// (once the caller hands a buffer back: both are taken until then).
+pub async fn flush_seals_a_ready_batch<Tm: Timer>(t: Tm) {
+    let mut ev = items(&[0, 12, 24, 25, 32, 33]);
+    ev.push(Event::End(ms(55)));
+    let plan = Plan {
+        process: ms(40),
+        flush_at: Some(ms(30)),
+        ..Plan::default()
+    };
+    let (seen, _) = run::<_, _, _, 8>(t, ev, Config::new().max_wait(ms(10)), plan).await;
+    assert_eq!(
+        shape(&seen),
+        vec![
+            (vec![0], Some(Deadline)),
+            (vec![12, 24, 25], Some(Deadline)),
+            (vec![32, 33], Some(End))
+        ]
+    );
+}
+
 /// Close: the partial batch is emitted at once (not after `max_wait`), intake stops, the stream
 /// ends even though the source has more.
 pub async fn close<Tm: Timer>(t: Tm) {
@@ -211,6 +233,7 @@ macro_rules! each_scenario {
             idle_gap,
             idle_zero,
             flush,
+            flush_seals_a_ready_batch,
             close,
             close_when_idle,
             error,
