@@ -890,7 +890,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             if s.open == Some(i) {
                 s.open = None;
             }
-            let Some(first_at) = s.first_at[i.ix()].take() else {
+            let Some(first_at) = s.first_at[i.ix()] else {
                 // An error with no batch before it.
                 s.role[i.ix()] = Role::Free;
                 #[cfg(feature = "stats")]
@@ -901,7 +901,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     s.handoff_to_producer(&self.handoffs).or(producer),
                 );
             };
-            s.first_at[i.ix()] = Some(first_at);
             // The only clock read of a take, and only for the counters.
             #[cfg(feature = "stats")]
             {
