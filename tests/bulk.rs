@@ -6,11 +6,13 @@ mod common;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use common::{Event, Scripted, Seen, ms};
+use core::time::Duration;
+
+use common::{Cheap, Event, Scripted, Seen, ms};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use prefetch_batch::source::BulkSource;
-use prefetch_batch::timer::{Span, Timer};
+use prefetch_batch::timer::{ManualClock, Span, Timer};
 use prefetch_batch::{Config, FlushReason, Slot};
 
 /// Any stream as a bulk source: each poll moves every item the stream has ready, up to the limit.
@@ -39,14 +41,30 @@ impl<S: Stream + Unpin> BulkSource for Drain<S> {
     }
 }
 
-/// Runs `events` through a slot, as a `Stream` or (with `bulk`) as a `BulkSource`, the caller
-/// holding each batch for `process`; what the caller saw.
-fn run(events: Vec<Event<u32>>, config: Config<4>, process: core::time::Duration, bulk: bool) -> Vec<Seen<u32>> {
+/// Runs `events` through a slot on `clock` (or, with `cheap`, on [`Cheap`] over it), as a
+/// `Stream` or (with `bulk`) as a `BulkSource`, the caller holding each batch for `process`; what
+/// the caller saw.
+fn run(events: Vec<Event<u32>>, config: Config<4>, process: Duration, bulk: bool, cheap: bool) -> Vec<Seen<u32>> {
     let clock = common::clock();
+    if cheap {
+        run_on(clock, Cheap(clock), events, config, process, bulk)
+    } else {
+        run_on(clock, clock, events, config, process, bulk)
+    }
+}
+
+fn run_on<Tm: Timer<Instant = Duration>>(
+    clock: &'static ManualClock,
+    timer: Tm,
+    events: Vec<Event<u32>>,
+    config: Config<4>,
+    process: Duration,
+    bulk: bool,
+) -> Vec<Seen<u32>> {
     // The scripted source yields `Result`s; these events hold no error.
     let source = futures_util::StreamExt::map(Scripted::new(clock, events), |r| r.expect("no error scripted"));
     let start = clock.now();
-    let slot = Slot::<NoopRawMutex, u32, 4, _>::new(clock);
+    let slot = Slot::<NoopRawMutex, u32, 4, _>::new(timer);
     let mut seen = vec![];
     macro_rules! drive {
         ($producer:expr, $rx:expr) => {{
@@ -107,10 +125,13 @@ fn a_bulk_source_is_batched_exactly_as_the_same_stream() {
     ];
     for seed in 0..8 {
         for (k, config) in configs.iter().enumerate() {
-            for process in [ms(0), ms(3), ms(20)] {
-                let plain = run(events(seed), *config, process, false);
-                let bulk = run(events(seed), *config, process, true);
-                assert_eq!(plain, bulk, "seed {seed}, config {k}, process {process:?}");
+            for (process, cheap) in [ms(0), ms(3), ms(20)].into_iter().flat_map(|p| [(p, false), (p, true)]) {
+                let plain = run(events(seed), *config, process, false, cheap);
+                let bulk = run(events(seed), *config, process, true, cheap);
+                assert_eq!(
+                    plain, bulk,
+                    "seed {seed}, config {k}, process {process:?}, cheap {cheap}"
+                );
                 let delivered: Vec<u32> = bulk.iter().flat_map(|s| s.items.clone()).collect();
                 assert_eq!(delivered, (0..60).collect::<Vec<_>>());
                 assert!(

@@ -19,13 +19,13 @@ use core::time::Duration;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use common::{Event, MS, Scripted, Values, ms};
+use common::{Cheap, Event, MS, Scripted, Values, ms};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 #[cfg(feature = "tokio")]
 use futures_util::StreamExt;
 use prefetch_batch::testing::join;
-use prefetch_batch::timer::{ManualClock, ManualSleep, Span, Timer};
+use prefetch_batch::timer::{ManualClock, Span, Timer};
 use prefetch_batch::{BatchExt, BatchInfo, Config, FlushReason, Slot, Weigher};
 
 // ----- what the caller does, and what it saw -----
@@ -312,24 +312,6 @@ impl Clock for &'static ManualClock {
             queue: (0..n).collect(),
             yielded: 0,
         }
-    }
-}
-
-/// `ManualClock`, declared cheap to read ([`Timer::CHEAP_NOW`], as `EmbassyTimer` is): the
-/// producer checks the deadline at every item instead of learning a stride.
-#[derive(Debug, Clone, Copy)]
-struct Cheap(&'static ManualClock);
-
-impl Timer for Cheap {
-    type Instant = Duration;
-    type Sleep = ManualSleep<'static>;
-    const MAX_DURATION: Duration = <&ManualClock as Timer>::MAX_DURATION;
-    const CHEAP_NOW: bool = true;
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-    fn sleep_until(&self, at: Duration) -> Self::Sleep {
-        self.0.sleep_until(at)
     }
 }
 
