@@ -341,8 +341,11 @@ where
                     Room::None => return Poll::Pending,
                 }
             }
-            let unweighted = !W::WEIGHS || self.limits.max_weight.is_none();
-            let next = match (&mut self.own, unweighted) {
+            // The burst loop (streams: the first item alone, then up to the next clock read)
+            // pays off where the clock is not read at every item; on a cheap clock a stream's
+            // items take the general path one by one (`place_item` reads the clock for each).
+            let burst = (!Tm::CHEAP_NOW || S::STAMP_AFTER_FILL) && (!W::WEIGHS || self.limits.max_weight.is_none());
+            let next = match (&mut self.own, burst) {
                 (Some(t), true) => {
                     let buf = self.slot.filling(t);
                     if buf.is_empty() && !S::STAMP_AFTER_FILL {
