@@ -87,10 +87,8 @@ struct State<T, I: Instant, E> {
     open: Option<Buf>,
     /// An item (or error) the producer pulled but never placed, with the instant it was pulled.
     parked: Option<(Result<T, E>, I)>,
-    closed: bool,
-    /// Close once the source has nothing ready.
-    close_when_idle: bool,
-    flush: bool,
+    /// The requests for the producer ([`Control`]'s bits).
+    control: Control,
     producer: Attach,
     receiver: Attach,
     /// The receiver is parked in `poll_take`, waiting for a batch.
@@ -290,8 +288,8 @@ pub struct FillToken(Buf);
 #[derive(Debug)]
 pub struct LentToken(Buf);
 
-/// Control requests for the producer, one bit each: one byte to hand over and to merge into
-/// what the producer keeps ([`Control::STICKY`]).
+/// Control requests for the producer, one bit each: one byte that the slot keeps and hands over,
+/// and that the producer merges into what it keeps ([`Control::STICKY`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Control(u8);
 
@@ -411,7 +409,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
                 .field("capacity", &N)
                 .field("roles", &s.role)
                 .field("ready", &s.queued())
-                .field("closed", &s.closed)
+                .field("closed", &s.control.has(Control::CLOSED))
                 .finish_non_exhaustive()
         })
     }
@@ -420,7 +418,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> fmt::Debug for Slot<M, T, N, 
 #[cfg(feature = "defmt")]
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> defmt::Format for Slot<M, T, N, Tm, E> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        let (ready, closed) = self.with(|s| (s.queued(), s.closed));
+        let (ready, closed) = self.with(|s| (s.queued(), s.control.has(Control::CLOSED)));
         defmt::write!(f, "Slot {{ capacity: {}, ready: {}, closed: {} }}", N, ready, closed)
     }
 }
@@ -442,9 +440,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 queue: [None; 2],
                 open: None,
                 parked: None,
-                closed: false,
-                close_when_idle: false,
-                flush: false,
+                control: Control(0),
                 producer: Attach::None,
                 receiver: Attach::None,
                 consumer_waiting: false,
@@ -473,7 +469,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// to stop adding to a ready batch. Does nothing if there is nothing to emit, or once the
     /// slot is closed (the partial batch then leaves as [`FlushReason::Close`]).
     pub fn flush(&self) {
-        self.control(|s| s.flush = true);
+        self.request(Control::FLUSH);
     }
 
     /// Stops intake: the producer emits its partial batch (reason [`FlushReason::Close`]) and
@@ -483,7 +479,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// The producer sees the request the next time it runs: at the latest after its current
     /// batch, even with a source that is always ready.
     pub fn close(&self) {
-        self.control(|s| s.closed = true);
+        self.request(Control::CLOSED);
     }
 
     /// Like [`Slot::close`], but first takes everything the source has ready now: intake stops
@@ -493,12 +489,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// the queued work. A source that is never idle keeps the batcher running; call
     /// [`Slot::close`] to stop at once.
     pub fn close_when_idle(&self) {
-        self.control(|s| s.close_when_idle = true);
+        self.request(Control::CLOSE_WHEN_IDLE);
     }
 
-    fn control(&self, f: impl FnOnce(&mut State<T, Tm::Instant, E>)) {
+    /// Sets a request for the producer and wakes it.
+    fn request(&self, bit: u8) {
         let w = self.with(|s| {
-            f(s);
+            s.control.set(bit);
             s.producer_waker.take()
         });
         if let Some(w) = w {
@@ -544,7 +541,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// Whether [`Slot::close`] was called (or the receiver is gone).
     pub fn is_closed(&self) -> bool {
-        self.with(|s| s.closed)
+        self.with(|s| s.control.has(Control::CLOSED))
     }
 
     /// A snapshot of the counters (feature `stats`).
@@ -645,9 +642,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// Clears what the earlier halves asked or left: errors, control requests, waits.
     fn clear_requests(s: &mut State<T, Tm::Instant, E>) {
         s.error = [None, None];
-        s.closed = false;
-        s.close_when_idle = false;
-        s.flush = false;
+        s.control = Control(0);
         s.consumer_waiting = false;
         s.producer_awaits_take = false;
     }
@@ -655,7 +650,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn detach_receiver(&self) {
         let w = self.with(|s| {
             s.receiver = Attach::Gone;
-            s.closed = true;
+            s.control.set(Control::CLOSED);
             s.producer_waker.take()
         });
         if let Some(w) = w {
@@ -683,20 +678,22 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         })
     }
 
+    /// The requests for the producer, taking the flush (a receiver that is gone has set `CLOSED`),
+    /// and whether the in-task driver polls it.
     fn read_control(s: &mut State<T, Tm::Instant, E>) -> Control {
-        let closed = s.closed || s.receiver == Attach::Gone;
-        // A flush after a close would relabel the final batch: close wins.
-        let flush = core::mem::take(&mut s.flush) && !closed;
-        if flush {
+        let mut c = s.control;
+        s.control.0 &= !Control::FLUSH;
+        if c.has(Control::CLOSED) {
+            // A flush after a close would relabel the final batch: close wins.
+            c.0 &= !Control::FLUSH;
+        } else if c.has(Control::FLUSH) {
             // The flush reaches the producer: from now on the ready batch takes no more items.
             s.open = None;
         }
-        Control(
-            (u8::from(closed) * Control::CLOSED)
-                | (u8::from(s.close_when_idle) * Control::CLOSE_WHEN_IDLE)
-                | (u8::from(flush) * Control::FLUSH)
-                | (u8::from(s.driven) * Control::DRIVEN),
-        )
+        if s.driven {
+            c.set(Control::DRIVEN);
+        }
+        c
     }
 
     /// Finds room for the next item: the open ready batch if it still has room, else a free
@@ -1050,7 +1047,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         // an error's `Drop` never runs inside the critical section (and may reach the slot).
         let mut errors: [Option<E>; 3] = [None, None, None];
         let wake = self.with(|s| {
-            s.closed = true;
+            s.control.set(Control::CLOSED);
             s.open = None;
             let mut k = 0;
             while let Some(i) = s.pop_front() {
