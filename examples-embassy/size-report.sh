@@ -136,12 +136,12 @@ budget_table() {
 }
 
 # Prefetching by hand beside the crate: budget-zerocopy fills the next batch while the consumer
-# works on the current one (two buffers over embassy-sync's zerocopy_channel, two tasks, as
-# budget-crate), with only the full and deadline rules. What it adds over budget-hand is the cost of
+# works on the current one (two buffers over embassy-sync's zerocopy_channel, the filling loop in
+# main and a consuming task, as budget-crate), with only the full and deadline rules. What it adds over budget-hand is the cost of
 # prefetching itself on this runtime; the rest of what the crate adds is the cost of its rules.
 # budget-in-task does budget-crate's job with the crate's one-task driver (`for_each_batch_in`).
 prefetch_table() {
-    echo "| target | measure | hand-written loop (B) | prefetch by hand adds (B) | prefetch-batch, two tasks, adds (B) | prefetch-batch, one-task driver, adds (B) |"
+    echo "| target | measure | hand-written loop (B) | prefetch by hand adds (B) | prefetch-batch, producer in main, adds (B) | prefetch-batch, one-task driver, adds (B) |"
     echo "|---|---|---:|---:|---:|---:|"
     for target in $TARGETS; do
         local elf="$BUDGET_TARGET_DIR/$target/release"
@@ -177,7 +177,7 @@ echo "Size budget: the fair minimal pair (budget-hand, budget-crate), N = $BUDGE
 echo
 echo "$BUDGET_TABLE"
 echo
-echo "Prefetching by hand (budget-zerocopy: two buffers, two tasks, full and deadline only) beside the crate's two patterns:"
+echo "Prefetching by hand (budget-zerocopy: two buffers, the filling loop in main, full and deadline only) beside the crate's two patterns:"
 echo
 echo "$PREFETCH_TABLE"
 if [ "$WRITE" = 1 ]; then

@@ -116,7 +116,7 @@ echo "$features"
 ! grep -Eq 'prefetch-batch feature "(stats|default)"' <<<"$features" || fail "the budget pair builds prefetch-batch with 'stats'"
 
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
-    step "size budget pair on $target: hand-written loop, prefetch by hand and prefetch-batch (two tasks, one task) do the same job"
+    step "size budget pair on $target: hand-written loop, prefetch by hand and prefetch-batch (producer in main, one-task driver) do the same job"
     (cd "$BUDGET" && cargo build --release --locked --target "$target" --bins)
     for bin in budget-hand budget-zerocopy budget-crate budget-in-task; do
         run "$bin-$target" 0 bash -c "cd $BUDGET && cargo run -q --release --locked --target $target --bin $bin"

@@ -1,39 +1,36 @@
-//! Running the producer as an embassy task: a `static` slot and two one-line tasks.
+//! Running the halves on embassy: a `static` slot, the producer awaited where the slot is split,
+//! the consumer in a task.
 //!
 //! Embassy tasks cannot be generic, so name the slot type once, put the slot in a `static`, and
-//! let [`StaticProducer`] and [`StaticReceiver`] name the halves from it. A `const`
-//! configuration checked at compile time ([`Config::checked`](crate::Config::checked)) leaves
-//! only one run-time failure, splitting a slot whose earlier halves are alive, which firmware
-//! handles without formatting anything.
+//! let [`StaticReceiver`] (and [`StaticProducer`], for a task that takes the producer) name the
+//! halves from it. A `const` configuration checked at compile time
+//! ([`Config::checked`](crate::Config::checked)) leaves only one run-time failure, splitting a
+//! slot whose earlier halves are alive, which firmware handles without formatting anything.
 //!
-//! Give the producer task a `&'static mut` producer, not the producer itself: an embassy task
+//! Split the slot in a task that has nothing else to do once it has spawned the others (`main`,
+//! say), spawn the consumer with the receiver, and `.await` the producer right there: it is
+//! stored once, in that task's future, with no task and no `StaticCell` of its own. A task that
+//! must go on with other work hands the producer to a task of its own: give that task a
+//! `&'static mut` producer (from a `static_cell::StaticCell`; on thumbv6m, `static_cell` needs
+//! `portable-atomic` with feature `critical-section`), not the producer itself: an embassy task
 //! keeps its arguments beside the future it awaits, so `async fn batcher(p: Batcher) { p.await }`
 //! stores the producer twice (344 B for a 168 B producer on thumbv7em; `(&mut p).await` does not
-//! help). A `static_cell::StaticCell` holds it once (on thumbv6m, `static_cell` needs
-//! `portable-atomic` with feature `critical-section`); or await the producer in the task that
-//! split the slot. The producer is `Unpin` when its source is (an embassy-sync channel receiver
-//! is); for a `!Unpin` source, `Pin::static_mut(producer).await`. The counters
-//! (`Slot::stats`) cost RAM and clock reads: they are in the build only with the `stats`
-//! feature, which is off by default.
+//! help). The producer is `Unpin` when its source is (an embassy-sync channel receiver is); for a
+//! `!Unpin` source, `Pin::static_mut(producer).await`. The counters (`Slot::stats`) cost RAM and
+//! clock reads: they are in the build only with the `stats` feature, which is off by default.
 //!
 //! ```ignore
 //! use core::time::Duration;
+//! use embassy_executor::Spawner;
 //! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
-//! use embassy_sync::channel::{Channel, Receiver as ChannelRx};
-//! use prefetch_batch::embassy::{StaticProducer, StaticReceiver};
+//! use embassy_sync::channel::Channel;
+//! use prefetch_batch::embassy::StaticReceiver;
 //! use prefetch_batch::{Config, Slot, timer::EmbassyTimer};
 //!
 //! type Readings = Slot<Cs, u32, 32, EmbassyTimer>;   // the only parameter list
 //! static SLOT: Readings = Slot::new(EmbassyTimer);      // in .bss: an empty slot is zero bits
 //! static CHANNEL: Channel<Cs, u32, 64> = Channel::new(); // filled by an interrupt
 //! const CONFIG: Config<32> = Config::new().max_wait(Duration::from_millis(50)).checked::<EmbassyTimer>();
-//! type Batcher = StaticProducer<Readings, ChannelRx<'static, Cs, u32, 64>>;
-//! static PRODUCER: static_cell::StaticCell<Batcher> = static_cell::StaticCell::new();
-//!
-//! #[embassy_executor::task]
-//! async fn batcher(producer: &'static mut Batcher) {
-//!     producer.await // the producer lives in PRODUCER; the task holds a pointer
-//! }
 //!
 //! #[embassy_executor::task]
 //! async fn uplink(mut batches: StaticReceiver<Readings>) {
@@ -42,37 +39,33 @@
 //!     }
 //! }
 //!
-//! // in main:
-//! let Ok((producer, batches)) = SLOT.split(CHANNEL.receiver(), CONFIG) else { return };
-//! let Some(producer) = PRODUCER.try_init(producer) else { return };
-//! spawner.spawn(batcher(producer).unwrap());
-//! spawner.spawn(uplink(batches).unwrap());
+//! #[embassy_executor::main]
+//! async fn main(spawner: Spawner) {
+//!     let Ok((producer, batches)) = SLOT.split(CHANNEL.receiver(), CONFIG) else { return };
+//!     spawner.spawn(uplink(batches).unwrap());
+//!     producer.await // batches until the channel ends: the producer lives in this future
+//! }
 //! ```
 //!
-//! Prefer these two tasks to the one-task driver ([`for_each_batch_in`](crate::BatchExt::for_each_batch_in))
+//! Prefer this to the one-task driver ([`for_each_batch_in`](crate::BatchExt::for_each_batch_in))
 //! on a microcontroller: the driver moves each batch into the handler's argument, so its task's
 //! future holds a batch beside the producer, and the copies pull in `memcpy` (the size report of
 //! `examples-embassy` measures both patterns for the same job).
 //!
 //! `examples-embassy` runs this on an emulated Cortex-M4F and Cortex-M0, and measures it against a
-//! hand-written loop (`examples-embassy/budget`). The same
-//! pattern, with the two tasks' bodies run by a test executor and virtual time:
+//! hand-written loop (`examples-embassy/budget`). The same pattern, with the consumer task's body
+//! and the producer run by a test executor and virtual time:
 //!
 //! ```
 //! use core::time::Duration;
 //! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex as Cs;
-//! use prefetch_batch::embassy::{StaticProducer, StaticReceiver};
+//! use prefetch_batch::embassy::StaticReceiver;
 //! use prefetch_batch::{Config, FlushReason, Slot, testing, timer::ManualClock};
 //!
 //! static CLOCK: ManualClock = ManualClock::new();
 //! type Readings = Slot<Cs, u32, 4, &'static ManualClock>;
 //! static SLOT: Readings = Slot::new(&CLOCK);
 //! const CONFIG: Config<4> = Config::new().max_wait(Duration::from_millis(50)).checked::<&ManualClock>();
-//! type Source = testing::Iter<core::ops::Range<u32>>;
-//!
-//! async fn batcher(producer: StaticProducer<Readings, Source>) {
-//!     producer.await
-//! }
 //!
 //! async fn uplink(mut batches: StaticReceiver<Readings>) -> Vec<(Vec<u32>, FlushReason)> {
 //!     let mut sent = Vec::new();
@@ -85,7 +78,8 @@
 //! let Ok((producer, batches)) = SLOT.split(testing::iter(0..6), CONFIG) else { unreachable!() };
 //! let sent = CLOCK.block_on(async {
 //!     let mut sent = Vec::new();
-//!     testing::join(batcher(producer), async { sent = uplink(batches).await }).await;
+//!     // `uplink` stands for the spawned task; the producer is awaited where the slot was split
+//!     testing::join(producer, async { sent = uplink(batches).await }).await;
 //!     sent
 //! });
 //! assert_eq!(sent, [(vec![0, 1, 2, 3], FlushReason::Full), (vec![4, 5], FlushReason::End)]);

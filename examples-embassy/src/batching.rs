@@ -21,7 +21,8 @@ pub type Readings = Slot<Cs, Reading, CAPACITY, EmbassyTimer>;
 /// slot is zero bits, so this sits in `.bss`.
 pub static SLOT: Readings = Slot::new(EmbassyTimer);
 
-/// The producer half, as the batcher task names it.
+/// The producer half, as a task that takes it would name it (`firmware`'s `sizes` bin measures
+/// such tasks); [`run`] awaits it in the task that splits the slot instead.
 pub type Batcher = StaticProducer<Readings, channel::Receiver<'static, Cs, Reading, CHANNEL_DEPTH>>;
 
 /// The receiver half, as the uplink task names it.
@@ -38,8 +39,10 @@ pub fn send_time(len: usize) -> embassy_time::Duration {
     embassy_time::Duration::from_millis(4 + len as u64)
 }
 
-/// Splits the slot and spawns the sensor, batcher and uplink tasks.
-pub fn start(spawner: Spawner, io: Io) {
+/// Splits the slot, spawns the sensor and uplink tasks, and runs the batcher (the producer) in
+/// the calling task until the sensor closes the slot: the producer is stored once, in the
+/// caller's future, with no task of its own.
+pub async fn run(spawner: Spawner, io: Io) {
     say!(
         io,
         "start: {TOTAL} readings, batches of up to {CAPACITY}, max wait {} ms",
@@ -51,9 +54,9 @@ pub fn start(spawner: Spawner, io: Io) {
         say!(io, "start: the batcher's slot is in use");
         (io.exit)(2)
     };
-    spawner.spawn(batcher(producer).unwrap());
     spawner.spawn(uplink(batches, io).unwrap());
     spawner.spawn(sensor(io).unwrap());
+    producer.await // the producer is the future
 }
 
 #[embassy_executor::task]
@@ -61,11 +64,6 @@ async fn sensor(io: Io) {
     scenario::play(io, || SLOT.flush()).await;
     // Every reading is in the batcher now: it emits what it holds and stops.
     SLOT.close();
-}
-
-#[embassy_executor::task]
-async fn batcher(producer: Batcher) {
-    producer.await // the producer is the future
 }
 
 #[embassy_executor::task]

@@ -3,9 +3,10 @@
 //!
 //! A sensor task pushes numbered readings into an embassy-sync [`Channel`] the way an interrupt
 //! handler would (`try_send`, never waiting), following [`scenario::SCRIPT`]: bursts, gaps, a quiet
-//! period. The batcher task turns the channel into batches of up to [`CAPACITY`] readings and
-//! prefetches the next batch while the uplink task "sends" the current one. The uplink logs one
-//! line per batch and, at the end, checks that every reading arrived exactly once and in order.
+//! period. The batcher (the main task, once it has spawned the others) turns the channel into
+//! batches of up to [`CAPACITY`] readings and prefetches the next batch while the uplink task
+//! "sends" the current one. The uplink logs one line per batch and, at the end, checks that
+//! every reading arrived exactly once and in order.
 //!
 //! Output and exit are passed in ([`Io`]): `println!` on the host, semihosting on the target.
 #![no_std]
@@ -17,7 +18,7 @@ pub mod scenario;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::Channel;
 
-pub use batching::start;
+pub use batching::run;
 
 /// A sensor reading. Its value is its sequence number, so the uplink can check the order.
 pub type Reading = u32;

@@ -14,5 +14,5 @@ fn exit(status: i32) -> ! {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    sensor_app::start(spawner, Io { print, exit });
+    sensor_app::run(spawner, Io { print, exit }).await;
 }

@@ -10,7 +10,7 @@ use embassy_executor::Spawner;
 async fn main(spawner: Spawner) {
     let core = cortex_m::Peripherals::take().unwrap();
     board::time_driver::init(core.SYST, board::CORE_HZ);
-    sensor_app::start(spawner, board::IO);
+    sensor_app::run(spawner, board::IO).await;
 }
 
 #[panic_handler]

@@ -1,8 +1,8 @@
 //! Size budget, the prefetching reference: the same job as `budget-hand`, with the next batch
 //! filled while the consumer works on the current one, written by hand over `embassy-sync`'s
-//! `zerocopy_channel` (two batch buffers, a filling task and a consuming task, as `budget-crate`
-//! has). What it adds over `budget-hand` is what prefetching costs on this runtime before any of
-//! prefetch-batch's rules (close, flush, idle, open batches, errors, the burst stride).
+//! `zerocopy_channel` (two batch buffers; the filling loop in `main` and a consuming task, as
+//! `budget-crate` has). What it adds over `budget-hand` is what prefetching costs on this runtime
+//! before any of prefetch-batch's rules (close, flush, idle, open batches, errors).
 #![no_std]
 #![no_main]
 
@@ -28,17 +28,15 @@ async fn main(spawner: Spawner) {
         budget::panic()
     };
     let (tx, rx) = channel.split();
-    match (batcher(tx), consumer(rx)) {
-        (Ok(b), Ok(c)) => {
-            spawner.spawn(b);
-            spawner.spawn(c);
-        }
-        _ => budget::panic(),
+    match consumer(rx) {
+        Ok(c) => spawner.spawn(c),
+        Err(_) => budget::panic(),
     }
+    batcher(tx).await
 }
 
-#[embassy_executor::task]
-async fn batcher(mut tx: Sender<'static, Cs, Batch>) {
+/// The filling loop, run in `main`.
+async fn batcher(mut tx: Sender<'static, Cs, Batch>) -> ! {
     loop {
         let batch = tx.send().await;
         batch.clear();
