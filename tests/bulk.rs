@@ -5,7 +5,6 @@ mod common;
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
-
 use core::time::Duration;
 
 use common::{Cheap, Event, Scripted, Seen, ms};

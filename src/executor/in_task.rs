@@ -173,11 +173,12 @@ pub trait BatchExt: Stream + Sized {
     /// handler awaits. Completes once the source has ended and every batch was handled.
     ///
     /// One task, no spawn, no allocation: works on tokio, embassy, or any `block_on` (on a
-    /// microcontroller, a `static` slot with the producer awaited where it is split and the consumer in
-    /// a task is smaller: see the crate's `embassy` module). Like futures' `for_each`, the handler owns what it gets:
-    /// each [`Batch`] is moved out of its buffer (one copy of `N` items), and the buffer goes
-    /// straight back to the producer, so while the handler works, both buffers fill. The future is `Send` when the source, its items and
-    /// the handler's future are: it can run inside `tokio::spawn`. (The handler is a closure that
+    /// microcontroller, a `static` slot with the producer awaited where it is split and the
+    /// consumer in a task is smaller: see the crate's `embassy` module). Like futures'
+    /// `for_each`, the handler owns what it gets: each [`Batch`] is moved out of its buffer (one
+    /// copy of `N` items), and the buffer goes straight back to the producer, so while the
+    /// handler works, both buffers fill. The future is `Send` when the source, its items and the
+    /// handler's future are: it can run inside `tokio::spawn`. (The handler is a closure that
     /// returns a future, as for futures' `for_each`; state it changes lives outside the future it
     /// returns, or in a `Cell`.) For zero-copy access, split a [`Slot`] and take
     /// [`BatchGuard`](crate::BatchGuard)s with [`Receiver::recv`](crate::Receiver::recv). For the
