@@ -39,13 +39,16 @@ pub trait Intake<K: Kind> {
     /// The next item or error, or the end.
     #[doc(hidden)]
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Self::Item, K::Error>>>;
-    /// Appends ready items to `buf` until it holds `stop` items.
+    /// Appends ready items to `buf` until it holds `stop` items. With `each_take`, a bulk source
+    /// returns [`Burst::Stop`] after each call that moved items (the producer then reads the clock
+    /// once per call rather than once per item); a stream ignores it.
     #[doc(hidden)]
     fn poll_fill<const N: usize>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut Vec<Self::Item, N>,
         stop: usize,
+        each_take: bool,
     ) -> Burst<Result<Self::Item, K::Error>>;
 }
 
@@ -92,6 +95,7 @@ impl<S: Stream> Intake<Plain> for S {
         cx: &mut Context<'_>,
         buf: &mut Vec<S::Item, N>,
         stop: usize,
+        _: bool,
     ) -> Burst<Result<S::Item, core::convert::Infallible>> {
         fill_items(self, Ok, cx, buf, stop)
     }
@@ -116,6 +120,7 @@ where
         cx: &mut Context<'_>,
         buf: &mut Vec<Self::Item, N>,
         stop: usize,
+        _: bool,
     ) -> Burst<Result<Self::Item, <S::Item as TryItem>::Err>> {
         fill_items(self, TryItem::into_result, cx, buf, stop)
     }
@@ -140,6 +145,7 @@ impl<B: BulkSource> Intake<Bulk> for B {
         cx: &mut Context<'_>,
         buf: &mut Vec<B::Item, N>,
         stop: usize,
+        each_take: bool,
     ) -> Burst<Result<B::Item, core::convert::Infallible>> {
         let mut pushed = false;
         loop {
@@ -147,7 +153,7 @@ impl<B: BulkSource> Intake<Bulk> for B {
             let next = match self.as_mut().poll_extend(cx, buf, stop) {
                 Poll::Ready(Some(_)) if buf.len() > before => {
                     pushed = true;
-                    if buf.len() >= stop {
+                    if each_take || buf.len() >= stop {
                         return Burst::Stop;
                     }
                     // It took what was ready: ask again, so a `Pending` registers the waker.

@@ -365,12 +365,16 @@ where
                         }
                     } else {
                         let max = self.limits.max_items;
+                        // On a cheap clock a bulk fill, which takes only what is ready at one
+                        // instant, is looked at after each take from the source, not each item.
+                        let each_take = Tm::CHEAP_NOW && S::STAMP_AFTER_FILL;
                         let stop = match self.fill.check_len {
+                            _ if each_take => max,
                             0 => max,
                             c => c.min(max),
                         };
                         let before = buf.len();
-                        let res = source.as_mut().poll_fill(cx, buf, stop);
+                        let res = source.as_mut().poll_fill(cx, buf, stop, each_take);
                         if before == 0 && !buf.is_empty() {
                             // Bulk intake: what one fill took was all ready at once.
                             self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, buf.len());

@@ -89,10 +89,10 @@ pub trait Timer: Clone {
     const MAX_DURATION: Duration;
     /// Whether reading the clock costs about as little as taking one item (a tick counter, as on
     /// embassy). Then the producer takes a stream's items one at a time and checks the deadline
-    /// at every item (a bulk source's fills too): no burst loop and no stride to learn, about
-    /// 0.7 KB less code on thumbv7em and 0.9 KB on thumbv6m. Otherwise (the default) it pulls
-    /// items in bursts and learns how often it must read the clock to cut a batch within one
-    /// item of `max_wait`, as the README says: about one read per batch from a quick source.
+    /// at every item (a bulk source's after each take): no burst loop and no stride to learn,
+    /// about 0.7 KB less code on thumbv7em and 0.9 KB on thumbv6m. Otherwise (the default) it
+    /// pulls items in bursts and learns how often it must read the clock to cut a batch within
+    /// one item of `max_wait`, as the README says: about one read per batch from a quick source.
     const CHEAP_NOW: bool = false;
 
     /// The current instant.
