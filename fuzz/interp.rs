@@ -6,7 +6,9 @@
 //! to the next pending sleep, flush, close, poll the producer, take a batch and hold its guard,
 //! hand the guard back, take a batch moved out, poll a `next()` future once and drop it, drop the
 //! producer. Nothing runs unless an op says so, so every order of producer, caller and control
-//! that the bytes can spell is explored, with spurious polls too.
+//! that the bytes can spell is explored, with spurious polls too. Every input runs twice: on the
+//! virtual clock, and on the same clock declared cheap to read (`Cheap`: the per-item path that
+//! `EmbassyTimer` takes).
 //!
 //! At the end, one of two finishes (chosen by a configuration bit):
 //! - drain: drop the producer, take the remainder: delivered ++ remainder ++ unread source is the
@@ -34,7 +36,7 @@ use std::task::Wake;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use prefetch_batch::source::Fallible;
-use prefetch_batch::timer::ManualClock;
+use prefetch_batch::timer::{ManualClock, ManualSleep, Timer};
 use prefetch_batch::{BatchGuard, BatchInfo, Config, FlushReason, Receiver, Slot, Weigher};
 
 const N: usize = 4;
@@ -177,16 +179,35 @@ fn decode(b: u8) -> Op {
     }
 }
 
-type Sl<'s> = Slot<NoopRawMutex, u32, N, &'s ManualClock, u32>;
-type Rx<'s> = Receiver<&'s Sl<'s>, Fallible<u32>>;
-type Guard<'r, 's> = BatchGuard<'r, u32, N, Sl<'s>>;
+/// The virtual clock, declared cheap to read (`Timer::CHEAP_NOW`, as `EmbassyTimer` is): the
+/// producer then takes items one at a time and looks at the deadline at every item. Every input
+/// runs on both timers.
+#[derive(Debug, Clone, Copy)]
+struct Cheap<'c>(&'c ManualClock);
+
+impl<'c> Timer for Cheap<'c> {
+    type Instant = Duration;
+    type Sleep = ManualSleep<'c>;
+    const MAX_DURATION: Duration = <&ManualClock as Timer>::MAX_DURATION;
+    const CHEAP_NOW: bool = true;
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+    fn sleep_until(&self, at: Duration) -> Self::Sleep {
+        self.0.sleep_until(at)
+    }
+}
+
+type Sl<Tm> = Slot<NoopRawMutex, u32, N, Tm, u32>;
+type Rx<'s, Tm> = Receiver<&'s Sl<Tm>, Fallible<u32>>;
+type Guard<'r, Tm> = BatchGuard<'r, u32, N, Sl<Tm>>;
 type ProducerFut<'s> = Pin<Box<dyn Future<Output = ()> + 's>>;
 
 /// Everything the checks need.
-struct World<'s> {
+struct World<'s, Tm: Timer<Instant = Duration>> {
     cfg: Cfg,
     clock: &'s ManualClock,
-    slot: &'s Slot<NoopRawMutex, u32, N, &'s ManualClock, u32>,
+    slot: &'s Sl<Tm>,
     fed: Fed,
     producer: Option<ProducerFut<'s>>,
     next_id: u32,
@@ -206,7 +227,7 @@ struct World<'s> {
     consumer_waker: Waker,
 }
 
-impl<'s> World<'s> {
+impl<'s, Tm: Timer<Instant = Duration>> World<'s, Tm> {
     /// The ops that do not touch the receiver.
     fn common(&mut self, op: Op, arg: Option<u8>) {
         match op {
@@ -315,7 +336,7 @@ impl<'s> World<'s> {
         self.stream_ended = true;
     }
 
-    fn take_owned(&mut self, rx: &mut Rx<'s>) -> bool {
+    fn take_owned(&mut self, rx: &mut Rx<'s, Tm>) -> bool {
         let mut cx = Context::from_waker(&self.consumer_waker);
         match core::pin::Pin::new(&mut *rx).poll_next(&mut cx) {
             Poll::Ready(Some(Ok(b))) => {
@@ -336,7 +357,10 @@ impl<'s> World<'s> {
 }
 
 /// Polls `rx.recv()` once with the caller's waker.
-fn poll_next<'r, 's>(rx: &'r mut Rx<'s>, waker: &Waker) -> Poll<Option<Result<Guard<'r, 's>, u32>>> {
+fn poll_next<'r, 's, Tm: Timer<Instant = Duration>>(
+    rx: &'r mut Rx<'s, Tm>,
+    waker: &Waker,
+) -> Poll<Option<Result<Guard<'r, Tm>, u32>>> {
     let mut fut = core::pin::pin!(rx.recv());
     fut.as_mut().poll(&mut Context::from_waker(waker))
 }
@@ -362,16 +386,28 @@ pub fn run(data: &[u8]) {
     }
 }
 
-fn go<W: Weigher<u32>>(cfg: Cfg, config: Config<N, W>, ops: &[u8]) {
+fn go<W: Weigher<u32> + Copy>(cfg: Cfg, config: Config<N, W>, ops: &[u8]) {
     let clock = ManualClock::new();
-    let slot = Slot::<NoopRawMutex, u32, N, &ManualClock, u32>::new(&clock);
+    go_on(cfg, config, ops, &clock, &clock);
+    let clock = ManualClock::new();
+    go_on(cfg, config, ops, &clock, Cheap(&clock));
+}
+
+fn go_on<W: Weigher<u32>, Tm: Timer<Instant = Duration>>(
+    cfg: Cfg,
+    config: Config<N, W>,
+    ops: &[u8],
+    clock: &ManualClock,
+    timer: Tm,
+) {
+    let slot = Sl::<Tm>::new(timer);
     let fed = Fed::default();
     let (producer, mut rx) = slot.try_split(fed.clone(), config).expect("valid config");
     let (producer_flag, producer_waker) = Flag::new();
     let (consumer_flag, consumer_waker) = Flag::new();
     let mut w = World {
         cfg,
-        clock: &clock,
+        clock,
         slot: &slot,
         fed,
         producer: Some(Box::pin(producer)),
