@@ -271,7 +271,7 @@ impl<I: Instant> Fill<I> {
     }
 
     /// The earliest instant at which this batch must be emitted, and for which reason.
-    pub(crate) fn due(&mut self, max_wait: Option<I::Span>) -> Option<(I, FlushReason)> {
+    pub(crate) fn due(&self, max_wait: Option<I::Span>) -> Option<(I, FlushReason)> {
         match (self.deadline(max_wait), self.idle_at) {
             (Some(d), Some(i)) if i < d => Some((i, FlushReason::Idle)),
             (Some(d), _) => Some((d, FlushReason::Deadline)),

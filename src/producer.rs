@@ -50,17 +50,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, T
     type Timer = Tm;
     #[allow(clippy::type_complexity)]
     fn finish_erased(&self, own: Option<(FillToken, Option<Tm::Instant>, usize)>) {
-        let own = own.map(|(t, first_at, weight)| {
-            let p = Published {
-                reason: FlushReason::Close,
-                first_at,
-                weight,
-                error: None,
-                open: false,
-                quick: false,
-            };
-            (t, p)
-        });
+        let own = own.map(|(t, first_at, weight)| (t, Published::sealed(FlushReason::Close, first_at, weight)));
         self.finish(own);
     }
 }
@@ -304,7 +294,7 @@ where
         if control.has(Control::FLUSH) {
             // The slot has sealed the open batch already, as it handed over the flush.
             if let Some(after) = self.publish_own(FlushReason::Flush, cx) {
-                self.absorb(&after);
+                self.requests.absorb(after.control);
             }
         }
         let driven = control.has(Control::DRIVEN);
@@ -468,11 +458,6 @@ where
         }
     }
 
-    /// Takes in what a publish read from the slot (which sealed the open batch on a flush).
-    fn absorb(&mut self, after: &AfterPublish) {
-        self.requests.absorb(after.control);
-    }
-
     /// After a publish: yields (returns `Some(Pending)`) when the caller waits for that batch, so a
     /// caller on the same thread takes it now, or when this poll pulled enough items.
     fn after_publish(
@@ -482,7 +467,7 @@ where
         pulled: &mut usize,
         cx: &mut Context<'_>,
     ) -> Option<Poll<()>> {
-        self.absorb(after);
+        self.requests.absorb(after.control);
         if driven {
             // The in-task driver polls the caller right after this returns, and polls the
             // producer again by itself since a handoff happened: no wake-up needed, so it
@@ -511,17 +496,10 @@ where
     fn finish(&mut self, reason: FlushReason) -> Poll<()> {
         if !self.done {
             self.done = true;
-            let own = self.own.take().map(|t| {
-                let p = Published {
-                    reason,
-                    first_at: self.fill.first_at,
-                    weight: self.fill.weight,
-                    error: None,
-                    open: false,
-                    quick: false,
-                };
-                (t, p)
-            });
+            let own = self
+                .own
+                .take()
+                .map(|t| (t, Published::sealed(reason, self.fill.first_at, self.fill.weight)));
             self.slot.finish(own);
         }
         Poll::Ready(())
@@ -614,12 +592,8 @@ where
         let next = self.fill.next(self.limits.max_items, 0);
         let fill = core::mem::replace(&mut self.fill, next);
         let p = Published {
-            reason: FlushReason::Error,
-            first_at: fill.first_at,
-            weight: fill.weight,
             error: Some(error),
-            open: false,
-            quick: false,
+            ..Published::sealed(FlushReason::Error, fill.first_at, fill.weight)
         };
         Ok(Some(self.slot.publish(t, p, cx)))
     }

@@ -341,6 +341,21 @@ pub(crate) struct Published<I, E> {
     pub(crate) quick: bool,
 }
 
+impl<I, E> Published<I, E> {
+    /// A batch that takes no more items, with no error after it (the producer's last, or one
+    /// that an error follows once `error` is set).
+    pub(crate) fn sealed(reason: FlushReason, first_at: Option<I>, weight: usize) -> Self {
+        Self {
+            reason,
+            first_at,
+            weight,
+            error: None,
+            open: false,
+            quick: false,
+        }
+    }
+}
+
 /// What the producer learns when it publishes.
 pub(crate) struct AfterPublish {
     pub(crate) control: Control,
