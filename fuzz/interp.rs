@@ -36,8 +36,13 @@ use std::task::Wake;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use prefetch_batch::source::Fallible;
-use prefetch_batch::timer::{ManualClock, ManualSleep, Timer};
+use prefetch_batch::timer::{ManualClock, Timer};
 use prefetch_batch::{BatchGuard, BatchInfo, Config, FlushReason, Receiver, Slot, Weigher};
+use timers::Cheap;
+
+/// `Cheap`: the virtual clock declared cheap to read. Every input runs on both timers.
+#[path = "../tests/support/timers.rs"]
+mod timers;
 
 const N: usize = 4;
 
@@ -176,25 +181,6 @@ fn decode(b: u8) -> Op {
         13 => Op::TakeOwned,
         14 => Op::CancelNext,
         _ => Op::DropProducer,
-    }
-}
-
-/// The virtual clock, declared cheap to read (`Timer::CHEAP_NOW`, as `EmbassyTimer` is): the
-/// producer then takes items one at a time and looks at the deadline at every item. Every input
-/// runs on both timers.
-#[derive(Debug, Clone, Copy)]
-struct Cheap<'c>(&'c ManualClock);
-
-impl<'c> Timer for Cheap<'c> {
-    type Instant = Duration;
-    type Sleep = ManualSleep<'c>;
-    const MAX_DURATION: Duration = <&ManualClock as Timer>::MAX_DURATION;
-    const CHEAP_NOW: bool = true;
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-    fn sleep_until(&self, at: Duration) -> Self::Sleep {
-        self.0.sleep_until(at)
     }
 }
 

@@ -7,7 +7,8 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use common::{Cheap, Event, Scripted, Seen, ms};
+use common::timers::{Cheap, Counted, reads};
+use common::{Event, Scripted, Seen, ms};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 use prefetch_batch::source::BulkSource;
@@ -142,28 +143,6 @@ fn a_bulk_source_is_batched_exactly_as_the_same_stream() {
     }
 }
 
-thread_local! {
-    static READS: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-}
-
-/// [`Cheap`], counting its clock reads.
-#[derive(Debug, Clone, Copy)]
-struct CountedCheap(Cheap);
-
-impl Timer for CountedCheap {
-    type Instant = Duration;
-    type Sleep = <Cheap as Timer>::Sleep;
-    const MAX_DURATION: Duration = Cheap::MAX_DURATION;
-    const CHEAP_NOW: bool = true;
-    fn now(&self) -> Duration {
-        READS.with(|r| r.set(r.get() + 1));
-        self.0.now()
-    }
-    fn sleep_until(&self, at: Duration) -> Self::Sleep {
-        self.0.sleep_until(at)
-    }
-}
-
 /// On a cheap clock a bulk fill is looked at once per take from the source, not once per item (a
 /// take holds only what was ready at one instant): 40 items arriving in groups of 10 at 0, 1, 2
 /// and 3 ms, N = 64, are one `End` batch. The producer reads the clock for its stamp, after each
@@ -173,13 +152,13 @@ impl Timer for CountedCheap {
 #[test]
 fn a_cheap_clock_looks_once_per_bulk_take() {
     let clock = common::clock();
-    let timer = CountedCheap(Cheap(clock));
+    let timer = Counted(Cheap(clock));
     let mut events: Vec<Event<u32>> = (0..40).map(|i| Event::Item(ms(u64::from(i / 10)), i)).collect();
     events.push(Event::End(ms(3)));
     let source = futures_util::StreamExt::map(Scripted::new(clock, events), |r| r.expect("no error scripted"));
     let slot = Slot::<NoopRawMutex, u32, 64, _>::new(timer);
     let (producer, mut rx) = slot.split_bulk(Drain(source), Config::new().max_wait(ms(10))).unwrap();
-    READS.with(|r| r.set(0));
+    let before = reads();
     let got = clock.block_on(slot.join(producer, async {
         let mut got = vec![];
         while let Some(batch) = rx.recv().await {
@@ -189,7 +168,7 @@ fn a_cheap_clock_looks_once_per_bulk_take() {
     }));
     assert_eq!(got, [(40, FlushReason::End)]);
     assert_eq!(
-        READS.with(|r| r.get()),
+        reads() - before,
         9 + 1,
         "clock reads: the producer's, then the counters'"
     );

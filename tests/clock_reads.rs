@@ -7,44 +7,22 @@
 //! when the one-task driver yields to its executor during a wait. `scripts/test-all` runs this file without
 //! the feature too (`cargo test --workspace` has it, through the example crates).
 
-use core::cell::Cell;
+#[path = "support/timers.rs"]
+mod timers;
+
 use core::time::Duration;
 
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use prefetch_batch::timer::{ManualClock, ManualSleep, Timer};
+use prefetch_batch::timer::ManualClock;
 use prefetch_batch::{BatchExt, Config, Slot, testing};
+use timers::{Counted, reads};
 
 static CLOCK: ManualClock = ManualClock::new();
 /// One `block_on` per clock at a time: the tests take turns.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-thread_local! {
-    static READS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// `&CLOCK`, counting `now()`.
-#[derive(Clone, Copy)]
-struct Counted;
-
-impl Timer for Counted {
-    type Instant = Duration;
-    type Sleep = ManualSleep<'static>;
-    const MAX_DURATION: Duration = <&ManualClock as Timer>::MAX_DURATION;
-    fn now(&self) -> Duration {
-        READS.with(|r| r.set(r.get() + 1));
-        (&CLOCK).now()
-    }
-    fn sleep_until(&self, at: Duration) -> Self::Sleep {
-        (&CLOCK).sleep_until(at)
-    }
-}
-
 const N: usize = 64;
 const BATCHES: u32 = 100;
-
-fn reads() -> u64 {
-    READS.with(Cell::get)
-}
 
 /// Reads in a run of `BATCHES` full batches beyond those of a run of one batch: the steady state.
 fn steady_reads(run: impl Fn(u32) -> u32) -> u64 {
@@ -61,7 +39,7 @@ fn for_each(config: Config<N>, batches: u32) -> u32 {
     let mut seen = 0;
     CLOCK
         .block_on(
-            testing::iter(0..batches * N as u32).for_each_batch(config, Counted, |b| {
+            testing::iter(0..batches * N as u32).for_each_batch(config, Counted(&CLOCK), |b| {
                 assert_eq!(b.len(), N);
                 seen += 1;
                 async {}
@@ -72,7 +50,7 @@ fn for_each(config: Config<N>, batches: u32) -> u32 {
 }
 
 fn zero_copy(config: Config<N>, batches: u32) -> u32 {
-    let slot = Slot::<NoopRawMutex, u32, N, _>::new(Counted);
+    let slot = Slot::<NoopRawMutex, u32, N, _>::new(Counted(&CLOCK));
     let (producer, mut rx) = slot.split(testing::iter(0..batches * N as u32), config).unwrap();
     CLOCK.block_on(slot.join(producer, async {
         let mut seen = 0;

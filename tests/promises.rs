@@ -19,7 +19,8 @@ use core::time::Duration;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use common::{Cheap, Event, MS, Scripted, Values, ms};
+use common::timers::Cheap;
+use common::{Event, MS, Scripted, Values, ms};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use futures_core::Stream;
 #[cfg(feature = "tokio")]
@@ -315,7 +316,7 @@ impl Clock for &'static ManualClock {
     }
 }
 
-impl Clock for Cheap {
+impl Clock for Cheap<'static> {
     fn step(&self) -> impl FnMut(&mut Context<'_>) + Send + Unpin + 'static {
         self.0.step()
     }

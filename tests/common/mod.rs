@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod scenarios;
+#[path = "../support/timers.rs"]
+pub mod timers;
 
 use core::future::Future;
 use core::pin::Pin;
@@ -25,24 +27,6 @@ pub fn clock() -> &'static prefetch_batch::timer::ManualClock {
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// `ManualClock`, declared cheap to read ([`Timer::CHEAP_NOW`], as `EmbassyTimer` is): the
-/// producer checks the deadline at every item instead of learning a stride.
-#[derive(Debug, Clone, Copy)]
-pub struct Cheap(pub &'static prefetch_batch::timer::ManualClock);
-
-impl Timer for Cheap {
-    type Instant = Duration;
-    type Sleep = prefetch_batch::timer::ManualSleep<'static>;
-    const MAX_DURATION: Duration = <&prefetch_batch::timer::ManualClock as Timer>::MAX_DURATION;
-    const CHEAP_NOW: bool = true;
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-    fn sleep_until(&self, at: Duration) -> Self::Sleep {
-        self.0.sleep_until(at)
-    }
 }
 
 /// What arrives when, relative to the source's creation.
