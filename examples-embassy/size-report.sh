@@ -137,8 +137,9 @@ budget_table() {
 
 # Prefetching by hand beside the crate: budget-zerocopy fills the next batch while the consumer
 # works on the current one (two buffers over embassy-sync's zerocopy_channel, the filling loop in
-# main and a consuming task, as budget-crate), with only the full and deadline rules. What it adds over budget-hand is the cost of
-# prefetching itself on this runtime; the rest of what the crate adds is the cost of its rules.
+# main and a consuming task, as budget-crate), with only the full and deadline rules. What it
+# adds over budget-hand is the cost of prefetching itself on this runtime; the rest of what the
+# crate adds is the cost of its rules.
 # budget-in-task does budget-crate's job with the crate's one-task driver (`for_each_batch_in`).
 prefetch_table() {
     echo "| target | measure | hand-written loop (B) | prefetch by hand adds (B) | prefetch-batch, producer in main, adds (B) | prefetch-batch, one-task driver, adds (B) |"
