@@ -144,6 +144,10 @@ pub(crate) struct Fill<I: Instant> {
     /// The batch length at the last clock read (after [`Fill::next`]: the items the previous
     /// batch took after its last read).
     checked_len: usize,
+    /// The producer's sleep is armed for this batch's due instant ([`Fill::due`]), as it is now.
+    /// Cleared when that instant may have moved (an idle gap restarted) and for each new batch:
+    /// the producer then arms it again.
+    pub(crate) armed: bool,
 }
 
 impl<I: Instant> Fill<I> {
@@ -156,6 +160,7 @@ impl<I: Instant> Fill<I> {
             stride: 1,
             checked_at: None,
             checked_len: 0,
+            armed: false,
         }
     }
 

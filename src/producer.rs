@@ -146,7 +146,6 @@ where
         weigher: config.weigher,
         own: None,
         fill: Fill::new(),
-        armed: None,
         parked: false,
         pushed: false,
         requests: Control::default(),
@@ -234,8 +233,6 @@ where
     /// The buffer being filled, if any.
     own: Option<FillToken>,
     fill: Fill<InstantOf<R>>,
-    /// The instant the sleep future is armed for.
-    armed: Option<InstantOf<R>>,
     /// This producer parked an item (or error) in the slot: it pulled it with no room for it.
     /// The slot keeps it (so a drain or a dropped producer loses nothing) until it is placed.
     parked: bool,
@@ -293,7 +290,7 @@ where
         self.requests.absorb(control);
         if control.has(Control::FLUSH) {
             // The slot has sealed the open batch already, as it handed over the flush.
-            if let Some(after) = self.publish_own(FlushReason::Flush, cx) {
+            if let Some(after) = self.publish_own(FlushReason::Flush) {
                 self.requests.absorb(after.control);
             }
         }
@@ -304,7 +301,7 @@ where
             // On a close it stays there, for the receiver or a drain.
             if self.parked && !self.closing() {
                 if let Some((x, at)) = self.slot.unpark() {
-                    match self.place(x, Some(at), cx) {
+                    match self.place(x, Some(at)) {
                         Ok(None) => {}
                         Ok(Some(after)) => {
                             self.parked = false;
@@ -325,7 +322,7 @@ where
             }
             // Never pull an item there is no room for: that is the backpressure.
             if self.own.is_none() {
-                match room.take().unwrap_or_else(|| self.slot.room(cx, &self.limits)) {
+                match room.take().unwrap_or_else(|| self.slot.room(&self.limits)) {
                     Room::Open => {}
                     Room::Own(t) => self.own = Some(t),
                     Room::None => return Poll::Pending,
@@ -386,7 +383,7 @@ where
                                 } else {
                                     None
                                 };
-                                if let Some(after) = reason.and_then(|r| self.publish_own(r, cx)) {
+                                if let Some(after) = reason.and_then(|r| self.publish_own(r)) {
                                     if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
                                         return p;
                                     }
@@ -408,7 +405,7 @@ where
                 Poll::Ready(Some(x)) => {
                     self.idle_probe = false;
                     pulled += 1;
-                    match self.place(x, None, cx) {
+                    match self.place(x, None) {
                         Ok(None) => {}
                         Ok(Some(after)) => {
                             if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
@@ -506,31 +503,22 @@ where
     }
 
     /// Places an item or an error pulled at `at` (now, if `None`). Hands it back if there is no
-    /// room (the producer's waker is registered); returns what the slot said if a batch left.
-    fn place(
-        &mut self,
-        x: Result<T, E>,
-        at: Option<Tm::Instant>,
-        cx: &mut Context<'_>,
-    ) -> Result<Option<AfterPublish>, Result<T, E>> {
+    /// room (the producer's waker, registered at the start of the poll, is woken when there is);
+    /// returns what the slot said if a batch left.
+    fn place(&mut self, x: Result<T, E>, at: Option<Tm::Instant>) -> Result<Option<AfterPublish>, Result<T, E>> {
         match x {
-            Ok(item) => self.place_item(item, at, cx).map_err(Ok),
-            Err(error) => self.place_error(error, cx).map_err(Err),
+            Ok(item) => self.place_item(item, at).map_err(Ok),
+            Err(error) => self.place_error(error).map_err(Err),
         }
     }
 
-    fn place_item(
-        &mut self,
-        item: T,
-        at: Option<Tm::Instant>,
-        cx: &mut Context<'_>,
-    ) -> Result<Option<AfterPublish>, T> {
+    fn place_item(&mut self, item: T, at: Option<Tm::Instant>) -> Result<Option<AfterPublish>, T> {
         let w = if W::WEIGHS { self.weigher.weigh(&item) } else { 0 };
         let mut item = item;
         let mut published = None;
         loop {
             if self.own.is_none() {
-                match self.slot.append_or_claim(item, w, &self.limits, cx) {
+                match self.slot.append_or_claim(item, w, &self.limits) {
                     Ok(()) => return Ok(published),
                     Err((back, Some(t))) => {
                         item = back;
@@ -542,14 +530,14 @@ where
             let Some(t) = &mut self.own else { unreachable!() };
             let buf = self.slot.filling(t);
             if !Self::fits(&self.limits, buf.len(), self.fill.weight, w) {
-                published = self.publish_own(FlushReason::Full, cx).or(published);
+                published = self.publish_own(FlushReason::Full).or(published);
                 continue;
             }
             let first = buf.is_empty();
             if let Err(back) = buf.push(item) {
                 // Unreachable while `max_items <= N`; kept total rather than panicking.
                 item = back;
-                published = self.publish_own(FlushReason::Full, cx).or(published);
+                published = self.publish_own(FlushReason::Full).or(published);
                 continue;
             }
             let len = buf.len();
@@ -560,19 +548,19 @@ where
                 self.fill.start::<Tm>(at, &self.limits, 1);
             }
             if Self::is_full(&self.limits, len, self.fill.weight) {
-                published = self.publish_own(FlushReason::Full, cx).or(published);
+                published = self.publish_own(FlushReason::Full).or(published);
             } else if len == self.fill.check_len
                 && self
                     .fill
                     .deadline_passed::<Tm>(self.slot.timer().now(), len, self.limits.max_wait)
             {
-                published = self.publish_own(FlushReason::Deadline, cx).or(published);
+                published = self.publish_own(FlushReason::Deadline).or(published);
             }
             return Ok(published);
         }
     }
 
-    fn place_error(&mut self, error: E, cx: &mut Context<'_>) -> Result<Option<AfterPublish>, E> {
+    fn place_error(&mut self, error: E) -> Result<Option<AfterPublish>, E> {
         let mut error = error;
         if self.own.is_none() {
             error = match self.slot.append_error_open(error) {
@@ -582,7 +570,7 @@ where
                 }
                 Err(error) => error,
             };
-            match self.slot.claim(cx) {
+            match self.slot.claim() {
                 Some(t) => self.own = Some(t),
                 None => return Err(error),
             }
@@ -595,12 +583,16 @@ where
             error: Some(error),
             ..Published::sealed(FlushReason::Error, fill.first_at, fill.weight)
         };
-        Ok(Some(self.slot.publish(t, p, cx)))
+        Ok(Some(self.slot.publish(t, p)))
     }
 
     /// The source has nothing now: emit the batch if its deadline or idle gap has passed, else
     /// arm the sleep for whichever comes first. `Ready` means look again: with what the slot said
     /// if a batch was emitted.
+    ///
+    /// Not inlined on bare-metal targets: 76 B less flash on thumbv7em, 32 B on thumbv6m, on the
+    /// size budget's pair when it was measured.
+    #[cfg_attr(target_os = "none", inline(never))]
     fn poll_due(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Option<Tm::Sleep>>) -> Poll<Option<AfterPublish>> {
         let Some(t) = &mut self.own else {
             return Poll::Pending;
@@ -611,26 +603,29 @@ where
         let timer = self.slot.timer();
         let now = timer.now();
         if core::mem::take(&mut self.pushed) {
-            self.fill.idle_at = self.limits.idle.and_then(|d| now.checked_add(d));
+            if let Some(idle) = self.limits.idle {
+                self.fill.idle_at = now.checked_add(idle);
+                self.fill.armed = false;
+            }
         }
         let Some((at, reason)) = self.fill.due(self.limits.max_wait) else {
             return Poll::Pending;
         };
         if at <= now {
-            return Poll::Ready(self.publish_own(reason, cx));
+            return Poll::Ready(self.publish_own(reason));
         }
-        if self.armed != Some(at) {
+        if !self.fill.armed {
             match sleep.as_mut().as_pin_mut() {
                 Some(s) => timer.reset(s, at),
                 None => sleep.set(Some(timer.sleep_until(at))),
             }
-            self.armed = Some(at);
+            self.fill.armed = true;
         }
         let fired = sleep.as_pin_mut().is_some_and(|s| s.poll(cx).is_ready());
         if fired {
             // Re-checked against the current batch on the next pass: a sleep armed for an older
             // batch can never emit this one early.
-            self.armed = None;
+            self.fill.armed = false;
             return Poll::Ready(None);
         }
         Poll::Pending
@@ -656,7 +651,7 @@ where
     }
 
     /// Publishes the buffer being filled, if it holds anything.
-    fn publish_own(&mut self, reason: FlushReason, cx: &mut Context<'_>) -> Option<AfterPublish> {
+    fn publish_own(&mut self, reason: FlushReason) -> Option<AfterPublish> {
         let t = self.own.as_mut()?;
         let len = self.slot.filling(t).len();
         if len == 0 {
@@ -673,6 +668,6 @@ where
             open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
             quick: reason == FlushReason::Full && fill.quick::<Tm>(self.limits.max_wait),
         };
-        Some(self.slot.publish(t, p, cx))
+        Some(self.slot.publish(t, p))
     }
 }

@@ -167,6 +167,83 @@ fn a_drain_drops_queued_errors_outside_the_lock() {
     );
 }
 
+/// A waker whose clone, wake and drop reach the slot (here: ask whether it is closed), and a
+/// formatter that does too, work: the slot runs none of the user's code while its state is
+/// borrowed. (A waker was cloned and dropped with the state borrowed before, which panicked.)
+#[test]
+fn a_waker_and_a_formatter_that_reach_the_slot_work() {
+    use core::future::Future;
+    use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+    use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+    use prefetch_batch::timer::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    static CLOCK: ManualClock = ManualClock::new();
+    static SLOT: Slot<CriticalSectionRawMutex, u32, 2, &ManualClock> = Slot::new(&CLOCK);
+    static CLONES: AtomicUsize = AtomicUsize::new(0);
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    static WAKES: AtomicUsize = AtomicUsize::new(0);
+    static REACHED: AtomicUsize = AtomicUsize::new(0);
+    fn reach() {
+        let _ = SLOT.is_closed();
+        REACHED.fetch_add(1, SeqCst);
+    }
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop_waker);
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        CLONES.fetch_add(1, SeqCst);
+        reach();
+        RawWaker::new(data, &VTABLE)
+    }
+    unsafe fn wake(_: *const ()) {
+        WAKES.fetch_add(1, SeqCst);
+        reach();
+    }
+    unsafe fn drop_waker(_: *const ()) {
+        DROPS.fetch_add(1, SeqCst);
+        reach();
+    }
+    // Three wakers told apart by their data pointer (never dereferenced).
+    // SAFETY: the vtable's functions do what a waker's must, for any data pointer.
+    let waker = |tag: usize| unsafe { Waker::from_raw(RawWaker::new(core::ptr::without_provenance(tag), &VTABLE)) };
+    let (a, b, c) = (waker(1), waker(2), waker(3));
+
+    let (producer, mut rx) = SLOT.split(testing::iter([1, 2, 3]), Config::new()).unwrap();
+    let mut producer = core::pin::pin!(producer);
+    let mut take = |w: &Waker| {
+        let mut next = core::pin::pin!(rx.recv());
+        match next.as_mut().poll(&mut Context::from_waker(w)) {
+            Poll::Ready(b) => Some(b.map(|b| b.to_vec())),
+            Poll::Pending => None,
+        }
+    };
+    assert_eq!(take(&a), None, "nothing yet: waker a registered");
+    assert_eq!(take(&c), None, "c replaces a, which is dropped");
+    assert_eq!(DROPS.load(SeqCst), 1);
+    assert!(producer.as_mut().poll(&mut Context::from_waker(&b)).is_pending());
+    assert_eq!(WAKES.load(SeqCst), 1, "the batch woke the consumer");
+    assert_eq!(take(&c), Some(Some(vec![1, 2])));
+    assert!(producer.as_mut().poll(&mut Context::from_waker(&b)).is_ready());
+    assert_eq!(take(&c), Some(Some(vec![3])));
+    assert_eq!(take(&c), Some(None));
+    assert!(CLONES.load(SeqCst) >= 3, "a, c and b were cloned in");
+    assert_eq!(
+        REACHED.load(SeqCst),
+        CLONES.load(SeqCst) + WAKES.load(SeqCst) + DROPS.load(SeqCst)
+    );
+
+    struct Reaching(String);
+    impl core::fmt::Write for Reaching {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            reach();
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    let mut out = Reaching(String::new());
+    core::fmt::write(&mut out, format_args!("{SLOT:?}")).unwrap();
+    assert!(out.0.starts_with("Slot { capacity: 2"), "{}", out.0);
+    drop((a, b, c));
+}
+
 /// `ManualClock` needs no critical section: with `StdRawMutex` it lives in a `static` and drives a
 /// batcher like the default one.
 #[cfg(feature = "std")]
