@@ -245,12 +245,12 @@ impl<const N: usize, W> Config<N, W> {
             Some(d) => Some(span(d).ok_or(ConfigError::IdleTooLong)?),
             None => None,
         };
-        Ok(Limits {
+        Ok(Limits::new(
             max_items,
             max_wait,
             idle,
-            max_weight: self.max_weight,
-        })
+            self.max_weight.unwrap_or(usize::MAX),
+        ))
     }
 }
 

@@ -110,21 +110,39 @@ impl<I: Instant> defmt::Format for BatchInfo<I> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits<S> {
     pub(crate) max_items: usize,
-    pub(crate) max_wait: Option<S>,
+    /// `Span::ZERO` for none (a zero `max_wait` is refused): half the size of an `Option`.
+    max_wait: S,
     pub(crate) idle: Option<S>,
-    pub(crate) max_weight: Option<usize>,
+    /// `usize::MAX` for no limit (a weight cannot exceed it: weights add up saturating).
+    pub(crate) max_weight: usize,
+}
+
+impl<S: Span> Limits<S> {
+    pub(crate) fn new(max_items: usize, max_wait: Option<S>, idle: Option<S>, max_weight: usize) -> Self {
+        Self {
+            max_items,
+            max_wait: max_wait.unwrap_or(S::ZERO),
+            idle,
+            max_weight,
+        }
+    }
+
+    /// How long after its first item a batch is emitted at the latest, if at all.
+    pub(crate) fn max_wait(&self) -> Option<S> {
+        (self.max_wait != S::ZERO).then_some(self.max_wait)
+    }
 }
 
 impl<S> Limits<S> {
     /// Whether an item of weight `w` may join a batch of `len` items weighing `weight`.
     /// An empty batch takes any item, however heavy.
     pub(crate) fn fits(&self, len: usize, weight: usize, w: usize) -> bool {
-        len == 0 || (len < self.max_items && self.max_weight.is_none_or(|max| weight.saturating_add(w) <= max))
+        len == 0 || (len < self.max_items && weight.saturating_add(w) <= self.max_weight)
     }
 
     /// Whether a batch of `len` items weighing `weight` is complete.
     pub(crate) fn is_full(&self, len: usize, weight: usize) -> bool {
-        len >= self.max_items || self.max_weight.is_some_and(|max| weight >= max)
+        len >= self.max_items || weight >= self.max_weight
     }
 }
 
@@ -144,10 +162,6 @@ pub(crate) struct Fill<I: Instant> {
     /// The batch length at the last clock read (after [`Fill::next`]: the items the previous
     /// batch took after its last read).
     checked_len: usize,
-    /// The producer's sleep is armed for this batch's due instant ([`Fill::due`]), as it is now.
-    /// Cleared when that instant may have moved (an idle gap restarted) and for each new batch:
-    /// the producer then arms it again.
-    pub(crate) armed: bool,
 }
 
 impl<I: Instant> Fill<I> {
@@ -160,7 +174,6 @@ impl<I: Instant> Fill<I> {
             stride: 1,
             checked_at: None,
             checked_len: 0,
-            armed: false,
         }
     }
 
@@ -189,13 +202,13 @@ impl<I: Instant> Fill<I> {
     /// On a timer whose clock is cheap to read ([`Timer::CHEAP_NOW`]) every item is looked at.
     pub(crate) fn start<Tm: Timer<Instant = I>>(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
         self.first_at = Some(at);
-        if limits.max_wait.is_some() {
+        if limits.max_wait().is_some() {
             if Tm::CHEAP_NOW {
                 self.check_len = len + 1;
                 return;
             }
             let items = self.checked_len + len;
-            let quick = match (self.checked_at, limits.max_wait) {
+            let quick = match (self.checked_at, limits.max_wait()) {
                 (Some(last), Some(d)) if items.saturating_mul(2) >= limits.max_items => {
                     let quick = last.checked_add(d.half().half()).is_some_and(|by| at <= by);
                     if !quick {

@@ -41,7 +41,11 @@ pub trait SlotTypes: crate::slot::sealed::Sealed {
     type Timer: Timer;
     #[doc(hidden)]
     #[allow(clippy::type_complexity)]
-    fn finish_erased(&self, own: Option<(FillToken, Option<<Self::Timer as Timer>::Instant>, usize)>);
+    fn finish_erased(
+        &self,
+        own: Option<(FillToken, Option<<Self::Timer as Timer>::Instant>, usize)>,
+        reason: FlushReason,
+    );
 }
 
 impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, Tm, E> {
@@ -49,8 +53,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, T
     type Error = E;
     type Timer = Tm;
     #[allow(clippy::type_complexity)]
-    fn finish_erased(&self, own: Option<(FillToken, Option<Tm::Instant>, usize)>) {
-        let own = own.map(|(t, first_at, weight)| (t, Published::sealed(FlushReason::Close, first_at, weight)));
+    fn finish_erased(&self, own: Option<(FillToken, Option<Tm::Instant>, usize)>, reason: FlushReason) {
+        let own = own.map(|(t, first_at, weight)| (t, Published::sealed(reason, first_at, weight)));
         self.finish(own);
     }
 }
@@ -147,6 +151,7 @@ where
         own: None,
         fill: Fill::new(),
         parked: false,
+        armed: false,
         pushed: false,
         requests: Control::default(),
         idle_probe: false,
@@ -236,6 +241,10 @@ where
     /// This producer parked an item (or error) in the slot: it pulled it with no room for it.
     /// The slot keeps it (so a drain or a dropped producer loses nothing) until it is placed.
     parked: bool,
+    /// The sleep is armed for the batch's due instant ([`Fill::due`]) as it is now. Cleared for
+    /// each new batch and when that instant may have moved (an idle gap restarted): the producer
+    /// then arms it again.
+    armed: bool,
     /// Items arrived since the source last returned `Pending` (for the idle gap).
     pushed: bool,
     /// What was asked of it so far: [`Control::CLOSED`] (it is closing) and
@@ -254,11 +263,22 @@ where
     R::Target: SlotTypes,
 {
     fn drop(&mut self) {
+        self.finish(FlushReason::Close);
+    }
+}
+
+impl<R: SlotRef, W, K> Engine<R, W, K>
+where
+    R::Target: SlotTypes,
+{
+    /// Publishes the partial batch (if any) with `reason` and tells the slot the producer is
+    /// done. Once: from the poll that ends it, or from `Drop`.
+    fn finish(&mut self, reason: FlushReason) {
         if !self.done {
             self.done = true;
-            // `Drop` cannot name the slot's `M` and `N`: finish through the slot's erased hook.
+            // Through the slot's erased hook: `Drop` cannot name the slot's `M` and `N`.
             let own = self.own.take().map(|t| (t, self.fill.first_at, self.fill.weight));
-            SlotTypes::finish_erased(&*self.slot, own);
+            SlotTypes::finish_erased(&*self.slot, own, reason);
         }
     }
 }
@@ -297,128 +317,133 @@ where
         let driven = control.has(Control::DRIVEN);
         let mut pulled = 0usize;
         loop {
-            // An item that found no room waits here; it goes first.
-            // On a close it stays there, for the receiver or a drain.
-            if self.parked && !self.closing() {
-                if let Some((x, at)) = self.slot.unpark() {
-                    match self.place(x, Some(at)) {
-                        Ok(None) => {}
-                        Ok(Some(after)) => {
-                            self.parked = false;
-                            if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
-                                return p;
-                            }
-                        }
-                        Err(x) => {
-                            self.slot.park(x, at);
-                            return Poll::Pending;
-                        }
-                    }
-                }
+            // The next item, or what the source says instead: an item that found no room waits in
+            // the slot with the instant it was pulled, and goes first (on a close it stays there,
+            // for the receiver or a drain); else one from the source, if there is room for it.
+            let mut parked_at = None;
+            let next = if self.parked && !self.closing() {
                 self.parked = false;
-            }
-            if self.closing() {
-                return self.finish(FlushReason::Close);
-            }
-            // Never pull an item there is no room for: that is the backpressure.
-            if self.own.is_none() {
-                match room.take().unwrap_or_else(|| self.slot.room(&self.limits)) {
-                    Room::Open => {}
-                    Room::Own(t) => self.own = Some(t),
-                    Room::None => return Poll::Pending,
+                match self.slot.unpark() {
+                    Some((x, at)) => {
+                        parked_at = Some(at);
+                        Poll::Ready(Some(x))
+                    }
+                    None => continue,
                 }
-            }
-            // The burst loop (streams: the first item alone, then up to the next clock read)
-            // pays off where the clock is not read at every item; on a cheap clock a stream's
-            // items take the general path one by one (`place_item` reads the clock for each).
-            let burst = (!Tm::CHEAP_NOW || S::STAMP_AFTER_FILL) && (!W::WEIGHS || self.limits.max_weight.is_none());
-            let next = match (&mut self.own, burst) {
-                (Some(t), true) => {
-                    let buf = self.slot.filling(t);
-                    if buf.is_empty() && !S::STAMP_AFTER_FILL {
-                        // The first item of a batch, pulled alone and stamped at once; what is not
-                        // an item of a batch that goes on takes the general path.
-                        match source.as_mut().poll_item(cx) {
-                            Poll::Ready(Some(Ok(item))) if self.limits.max_items > 1 => {
-                                // An empty buffer has room: `N >= max_items > 1`.
-                                let _ = buf.push(item);
-                                pulled += 1;
-                                self.pushed = true;
-                                self.idle_probe = false;
-                                self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, 1);
-                                continue;
-                            }
-                            other => other,
-                        }
-                    } else {
-                        let max = self.limits.max_items;
-                        // On a cheap clock a bulk fill, which takes only what is ready at one
-                        // instant, is looked at after each take from the source, not each item.
-                        let each_take = Tm::CHEAP_NOW && S::STAMP_AFTER_FILL;
-                        let stop = match self.fill.check_len {
-                            _ if each_take => max,
-                            0 => max,
-                            c => c.min(max),
-                        };
-                        let before = buf.len();
-                        let res = source.as_mut().poll_fill(cx, buf, stop, each_take);
-                        if before == 0 && !buf.is_empty() {
-                            // Bulk intake: what one fill took was all ready at once.
-                            self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, buf.len());
-                        }
-                        match res {
-                            Burst::Stop => {
-                                let len = buf.len();
-                                pulled += len - before;
-                                self.pushed = true;
-                                self.idle_probe = false;
-                                let reason = if len >= max {
-                                    Some(FlushReason::Full)
-                                } else if self.fill.deadline_passed::<Tm>(
-                                    self.slot.timer().now(),
-                                    len,
-                                    self.limits.max_wait,
-                                ) {
-                                    Some(FlushReason::Deadline)
-                                } else {
-                                    None
-                                };
-                                if let Some(after) = reason.and_then(|r| self.publish_own(r)) {
-                                    if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
-                                        return p;
-                                    }
+            } else {
+                if self.closing() {
+                    self.finish(FlushReason::Close);
+                    return Poll::Ready(());
+                }
+                // Never pull an item there is no room for: that is the backpressure.
+                if self.own.is_none() {
+                    match room.take().unwrap_or_else(|| self.slot.room(&self.limits)) {
+                        Room::Open => {}
+                        Room::Own(t) => self.own = Some(t),
+                        Room::None => return Poll::Pending,
+                    }
+                }
+                // The burst loop (streams: the first item alone, then up to the next clock read)
+                // pays off where the clock is not read at every item; on a cheap clock a stream's
+                // items take the general path one by one (`place_item` reads the clock for each).
+                let burst =
+                    (!Tm::CHEAP_NOW || S::STAMP_AFTER_FILL) && (!W::WEIGHS || self.limits.max_weight == usize::MAX);
+                match (&mut self.own, burst) {
+                    (Some(t), true) => {
+                        let buf = self.slot.filling(t);
+                        if buf.is_empty() && !S::STAMP_AFTER_FILL {
+                            // The first item of a batch, pulled alone and stamped at once; what is
+                            // not an item of a batch that goes on takes the general path.
+                            match source.as_mut().poll_item(cx) {
+                                Poll::Ready(Some(Ok(item))) if self.limits.max_items > 1 => {
+                                    // An empty buffer has room: `N >= max_items > 1`.
+                                    let _ = buf.push(item);
+                                    pulled += 1;
+                                    self.pushed = true;
+                                    self.idle_probe = false;
+                                    self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, 1);
+                                    continue;
                                 }
-                                continue;
+                                other => other,
                             }
-                            Burst::Other { pushed, next } => {
-                                pulled += buf.len() - before;
-                                self.pushed |= pushed;
-                                self.idle_probe &= !pushed;
-                                next
+                        } else {
+                            let max = self.limits.max_items;
+                            // On a cheap clock a bulk fill, which takes only what is ready at one
+                            // instant, is looked at after each take from the source, not each item.
+                            let each_take = Tm::CHEAP_NOW && S::STAMP_AFTER_FILL;
+                            let stop = match self.fill.check_len {
+                                _ if each_take => max,
+                                0 => max,
+                                c => c.min(max),
+                            };
+                            let before = buf.len();
+                            let res = source.as_mut().poll_fill(cx, buf, stop, each_take);
+                            if before == 0 && !buf.is_empty() {
+                                // Bulk intake: what one fill took was all ready at once.
+                                self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, buf.len());
+                            }
+                            match res {
+                                Burst::Stop => {
+                                    let len = buf.len();
+                                    pulled += len - before;
+                                    self.pushed = true;
+                                    self.idle_probe = false;
+                                    let reason = if len >= max {
+                                        Some(FlushReason::Full)
+                                    } else if self.fill.deadline_passed::<Tm>(
+                                        self.slot.timer().now(),
+                                        len,
+                                        self.limits.max_wait(),
+                                    ) {
+                                        Some(FlushReason::Deadline)
+                                    } else {
+                                        None
+                                    };
+                                    if let Some(after) = reason.and_then(|r| self.publish_own(r)) {
+                                        if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                                            return p;
+                                        }
+                                    }
+                                    continue;
+                                }
+                                Burst::Other { pushed, next } => {
+                                    pulled += buf.len() - before;
+                                    self.pushed |= pushed;
+                                    self.idle_probe &= !pushed;
+                                    next
+                                }
                             }
                         }
                     }
+                    _ => source.as_mut().poll_item(cx),
                 }
-                _ => source.as_mut().poll_item(cx),
             };
-            match next {
+            // What left, if anything: one place for every path that may hand a batch over.
+            let left = match next {
                 Poll::Ready(Some(x)) => {
-                    self.idle_probe = false;
-                    pulled += 1;
-                    match self.place(x, None) {
-                        Ok(None) => {}
-                        Ok(Some(after)) => {
-                            if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
-                                return p;
-                            }
-                        }
+                    if parked_at.is_none() {
+                        self.idle_probe = false;
+                        pulled += 1;
+                    }
+                    match self.place(x, parked_at) {
+                        Ok(left) => left,
                         Err(x) => {
-                            self.slot.park(x, self.slot.timer().now());
+                            // No room after all: parked in the slot, and placed first on the next
+                            // pass (which, for an item that came back from there, is the next poll).
+                            let at = parked_at.unwrap_or_else(|| self.slot.timer().now());
+                            self.slot.park(x, at);
                             self.parked = true;
+                            if parked_at.is_some() {
+                                return Poll::Pending;
+                            }
+                            None
                         }
                     }
                 }
-                Poll::Ready(None) => return self.finish(FlushReason::End),
+                Poll::Ready(None) => {
+                    self.finish(FlushReason::End);
+                    return Poll::Ready(());
+                }
                 Poll::Pending if self.requests.has(Control::CLOSE_WHEN_IDLE) => {
                     if self.idle_probe {
                         // `Pending` again after a yield to the executor: the source is idle.
@@ -430,16 +455,17 @@ where
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
+                    None
                 }
                 Poll::Pending => match self.poll_due(cx, sleep.as_mut()) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(None) => {}
-                    Poll::Ready(Some(after)) => {
-                        if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
-                            return p;
-                        }
-                    }
+                    Poll::Ready(left) => left,
                 },
+            };
+            if let Some(after) = left {
+                if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                    return p;
+                }
             }
         }
     }
@@ -487,19 +513,6 @@ where
             return Some(Poll::Pending);
         }
         None
-    }
-
-    /// Publishes the partial batch (if any) and tells the slot the producer is done. Once.
-    fn finish(&mut self, reason: FlushReason) -> Poll<()> {
-        if !self.done {
-            self.done = true;
-            let own = self
-                .own
-                .take()
-                .map(|t| (t, Published::sealed(reason, self.fill.first_at, self.fill.weight)));
-            self.slot.finish(own);
-        }
-        Poll::Ready(())
     }
 
     /// Places an item or an error pulled at `at` (now, if `None`). Hands it back if there is no
@@ -552,7 +565,7 @@ where
             } else if len == self.fill.check_len
                 && self
                     .fill
-                    .deadline_passed::<Tm>(self.slot.timer().now(), len, self.limits.max_wait)
+                    .deadline_passed::<Tm>(self.slot.timer().now(), len, self.limits.max_wait())
             {
                 published = self.publish_own(FlushReason::Deadline).or(published);
             }
@@ -579,6 +592,7 @@ where
         self.close_on_error();
         let next = self.fill.next(self.limits.max_items, 0);
         let fill = core::mem::replace(&mut self.fill, next);
+        self.armed = false;
         let p = Published {
             error: Some(error),
             ..Published::sealed(FlushReason::Error, fill.first_at, fill.weight)
@@ -605,27 +619,27 @@ where
         if core::mem::take(&mut self.pushed) {
             if let Some(idle) = self.limits.idle {
                 self.fill.idle_at = now.checked_add(idle);
-                self.fill.armed = false;
+                self.armed = false;
             }
         }
-        let Some((at, reason)) = self.fill.due(self.limits.max_wait) else {
+        let Some((at, reason)) = self.fill.due(self.limits.max_wait()) else {
             return Poll::Pending;
         };
         if at <= now {
             return Poll::Ready(self.publish_own(reason));
         }
-        if !self.fill.armed {
+        if !self.armed {
             match sleep.as_mut().as_pin_mut() {
                 Some(s) => timer.reset(s, at),
                 None => sleep.set(Some(timer.sleep_until(at))),
             }
-            self.fill.armed = true;
+            self.armed = true;
         }
         let fired = sleep.as_pin_mut().is_some_and(|s| s.poll(cx).is_ready());
         if fired {
             // Re-checked against the current batch on the next pass: a sleep armed for an older
             // batch can never emit this one early.
-            self.fill.armed = false;
+            self.armed = false;
             return Poll::Ready(None);
         }
         Poll::Pending
@@ -660,13 +674,14 @@ where
         let t = self.own.take()?;
         let next = self.fill.next(self.limits.max_items, len);
         let fill = core::mem::replace(&mut self.fill, next);
+        self.armed = false;
         let p = Published {
             reason,
             first_at: fill.first_at,
             weight: fill.weight,
             error: None,
             open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
-            quick: reason == FlushReason::Full && fill.quick::<Tm>(self.limits.max_wait),
+            quick: reason == FlushReason::Full && fill.quick::<Tm>(self.limits.max_wait()),
         };
         Some(self.slot.publish(t, p))
     }

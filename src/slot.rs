@@ -103,8 +103,10 @@ struct State<T, I: Instant, E> {
     consumer_waiting: bool,
     /// The producer handed a batch to a waiting receiver and waits until it is taken: wake it then.
     producer_awaits_take: bool,
-    producer_waker: Registration,
-    consumer_waker: Registration,
+    /// The parties' wakers, by [`Party`] (see [`State::needs`]).
+    wakers: [Option<Waker>; 2],
+    /// Registered during the in-task driver's current poll, by [`Party`].
+    this_poll: [bool; 2],
     /// Set while the in-task driver polls both halves in one task: a handoff's wake-up would be
     /// for that same task, which polls again by itself while handoffs happen, so it is skipped.
     driven: bool,
@@ -181,11 +183,12 @@ impl<I> Ev<I> {
     }
 }
 
-/// Whose waker a step registers.
+/// Whose waker: an index into [`State::wakers`].
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Party {
-    Producer,
-    Consumer,
+    Producer = 0,
+    Consumer = 1,
 }
 
 /// When each side began to wait for the other (for [`Stats`]' waiting times).
@@ -193,46 +196,6 @@ enum Party {
 struct Waits<I> {
     consumer: Wait<I>,
     producer: Wait<I>,
-}
-
-/// One party's waker: the producer's or the consumer's.
-///
-/// Registering does not wake the waker it replaces (unlike embassy-sync's `WakerRegistration`):
-/// each registration belongs to one party, which registers again on every poll. While the in-task
-/// driver polls both halves (`driven`), the task's waker is the same for every round of that poll,
-/// so it is registered once per poll, not once per round.
-///
-/// The producer registers at the start of each poll ([`Slot::producer_step`]), and nowhere else:
-/// whatever it finds later in that poll (no buffer, a batch its caller waits for), the waker is
-/// still there, or it was taken and woken since, and the task is polled again.
-struct Registration {
-    waker: Option<Waker>,
-    /// Registered during the in-task driver's current poll.
-    this_poll: bool,
-}
-
-impl Registration {
-    const fn new() -> Self {
-        Self {
-            waker: None,
-            this_poll: false,
-        }
-    }
-    /// Whether `waker` must be cloned in ([`Slot::install`]): not when it is registered already,
-    /// or was during the in-task driver's current poll.
-    fn needs(&mut self, waker: &Waker, driven: bool) -> bool {
-        if driven && self.this_poll {
-            return false;
-        }
-        self.this_poll = driven;
-        // `will_wake` compares two pointers: it calls none of the waker's functions.
-        !self.waker.as_ref().is_some_and(|w| w.will_wake(waker))
-    }
-    /// The waker to wake once the lock is released.
-    fn take(&mut self) -> Option<Waker> {
-        self.this_poll = false;
-        self.waker.take()
-    }
 }
 
 /// Whether a side is waiting for the other, and since when.
@@ -279,13 +242,46 @@ impl<T, I: Instant, E> State<T, I, E> {
     #[cfg_attr(target_os = "none", inline(never))]
     fn handoff_to_consumer(&mut self, count: &AtomicU32) -> Option<Waker> {
         Self::count(count);
-        if self.driven { None } else { self.consumer_waker.take() }
+        if self.driven {
+            None
+        } else {
+            self.take_waker(Party::Consumer)
+        }
     }
     /// A buffer was handed back to the producer.
     #[cfg_attr(target_os = "none", inline(never))]
     fn handoff_to_producer(&mut self, count: &AtomicU32) -> Option<Waker> {
         Self::count(count);
-        if self.driven { None } else { self.producer_waker.take() }
+        if self.driven {
+            None
+        } else {
+            self.take_waker(Party::Producer)
+        }
+    }
+    /// Whether `waker` must be cloned in as `who`'s ([`Slot::install`]): not when it is registered
+    /// already, or was during the in-task driver's current poll.
+    ///
+    /// Registering does not wake the waker it replaces (unlike embassy-sync's
+    /// `WakerRegistration`): each registration belongs to one party, which registers again on
+    /// every poll. While the in-task driver polls both halves (`driven`), the task's waker is the
+    /// same for every round of that poll, so it is registered once per poll, not once per round.
+    ///
+    /// The producer registers at the start of each poll ([`Slot::producer_step`]), and nowhere
+    /// else: whatever it finds later in that poll (no buffer, a batch its caller waits for), the
+    /// waker is still there, or it was taken and woken since, and the task is polled again.
+    fn needs(&mut self, who: Party, waker: &Waker) -> bool {
+        let p = who as usize;
+        if self.driven && self.this_poll[p] {
+            return false;
+        }
+        self.this_poll[p] = self.driven;
+        // `will_wake` compares two pointers: it calls none of the waker's functions.
+        !self.wakers[p].as_ref().is_some_and(|w| w.will_wake(waker))
+    }
+    /// `who`'s waker, to wake once the lock is released.
+    fn take_waker(&mut self, who: Party) -> Option<Waker> {
+        self.this_poll[who as usize] = false;
+        self.wakers[who as usize].take()
     }
     /// One more handoff. Under the slot's lock, so a load and a store do (thumbv6m has no atomic
     /// read-modify-write); read without the lock by the in-task driver.
@@ -554,8 +550,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     receiver: Attach::None,
                     consumer_waiting: false,
                     producer_awaits_take: false,
-                    producer_waker: Registration::new(),
-                    consumer_waker: Registration::new(),
+                    wakers: [None, None],
+                    this_poll: [false; 2],
                     driven: false,
                 }),
                 #[cfg(debug_assertions)]
@@ -609,7 +605,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     fn request(&self, bit: u8) {
         let w = self.with(|s| {
             s.control.set(bit);
-            s.producer_waker.take()
+            s.take_waker(Party::Producer)
         });
         if let Some(w) = w {
             w.wake();
@@ -693,11 +689,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             let mut ev = Ev::new();
             let (r, needs) = Self::step(l, |s| {
                 let (r, register) = f(s, &mut ev);
-                let reg = match who {
-                    Party::Producer => &mut s.producer_waker,
-                    Party::Consumer => &mut s.consumer_waker,
-                };
-                (r, register && reg.needs(waker, s.driven))
+                (r, register && s.needs(who, waker))
             });
             if needs {
                 self.install(l, who, waker);
@@ -723,7 +715,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         r
     }
 
-    /// Clones `waker` in as `who`'s, after a step that found it must ([`Registration::needs`]):
+    /// Clones `waker` in as `who`'s, after a step that found it must ([`State::needs`]):
     /// the clone, and the drop of the waker it replaces, are the user's code, run with the state
     /// not borrowed.
     #[inline(never)]
@@ -731,14 +723,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         let new = waker.clone();
         // SAFETY: under the mutex, outside any step (see `State`): whatever the clone did with the
         // slot is done, and this borrow of one field ends before the old waker's drop runs.
-        let old = unsafe {
-            let s = &mut *l.state.get();
-            let reg = match who {
-                Party::Producer => &mut s.producer_waker,
-                Party::Consumer => &mut s.consumer_waker,
-            };
-            reg.waker.replace(new)
-        };
+        let old = unsafe { (*l.state.get()).wakers[who as usize].replace(new) };
         drop(old);
     }
 
@@ -839,7 +824,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         let w = self.with(|s| {
             s.receiver = Attach::Gone;
             s.control.set(Control::CLOSED);
-            s.producer_waker.take()
+            s.take_waker(Party::Producer)
         });
         if let Some(w) = w {
             w.wake();
@@ -889,7 +874,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
 
     /// Finds room for the next item: the open ready batch if it still has room, else a free
     /// buffer. With none, a buffer handed back afterwards wakes the producer (see
-    /// [`Registration`]).
+    /// [`State::needs`]).
     pub(crate) fn room(&self, limits: &Limits<impl Copy>) -> Room {
         self.with_events(|s, ev| self.room_locked(s, ev, limits))
     }
@@ -1059,7 +1044,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             };
             s.consumer_waiting = false;
             let producer = if core::mem::take(&mut s.producer_awaits_take) && !s.driven {
-                s.producer_waker.take()
+                s.take_waker(Party::Producer)
             } else {
                 None
             };
@@ -1178,8 +1163,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn begin_driven(&self) {
         self.with(|s| {
             s.driven = true;
-            s.producer_waker.this_poll = false;
-            s.consumer_waker.this_poll = false;
+            s.this_poll = [false; 2];
         });
     }
 
@@ -1286,7 +1270,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 Some((Err(e), _)) => errors[2] = Some(e),
                 None => {}
             }
-            s.producer_waker.take()
+            s.take_waker(Party::Producer)
         });
         if let Some(w) = wake {
             w.wake();
