@@ -135,14 +135,16 @@ impl<S: Span> Limits<S> {
 
 impl<S> Limits<S> {
     /// Whether an item of weight `w` may join a batch of `len` items weighing `weight`.
-    /// An empty batch takes any item, however heavy.
-    pub(crate) fn fits(&self, len: usize, weight: usize, w: usize) -> bool {
-        len == 0 || (len < self.max_items && weight.saturating_add(w) <= self.max_weight)
+    /// An empty batch takes any item, however heavy. `weighs` is the weigher's
+    /// [`WEIGHS`](crate::config::Weigher::WEIGHS), a constant: without it, the weight checks are
+    /// left out of the build.
+    pub(crate) fn fits(&self, weighs: bool, len: usize, weight: usize, w: usize) -> bool {
+        len == 0 || (len < self.max_items && (!weighs || weight.saturating_add(w) <= self.max_weight))
     }
 
-    /// Whether a batch of `len` items weighing `weight` is complete.
-    pub(crate) fn is_full(&self, len: usize, weight: usize) -> bool {
-        len >= self.max_items || weight >= self.max_weight
+    /// Whether a batch of `len` items weighing `weight` is complete (`weighs` as for `fits`).
+    pub(crate) fn is_full(&self, weighs: bool, len: usize, weight: usize) -> bool {
+        len >= self.max_items || (weighs && weight >= self.max_weight)
     }
 }
 
@@ -179,9 +181,13 @@ impl<I: Instant> Fill<I> {
 
     /// The state for the next batch: empty, with the stride this one learned, at most half a
     /// batch (so a source that turns slow is looked at within half a batch, then closely).
-    /// It carries the last clock read of a batch of `len` items too, for [`Fill::start`].
-    pub(crate) fn next(&self, max_items: usize, len: usize) -> Self {
+    /// It carries the last clock read of a batch of `len` items too, for [`Fill::start`]. On a
+    /// timer whose clock is cheap to read ([`Timer::CHEAP_NOW`]) there is no stride to carry.
+    pub(crate) fn next<Tm: Timer<Instant = I>>(&self, max_items: usize, len: usize) -> Self {
         let mut next = Self::new();
+        if Tm::CHEAP_NOW {
+            return next;
+        }
         next.stride = self.stride.min(max_items / 2).max(1);
         next.checked_at = self.checked_at;
         next.checked_len = len.saturating_sub(self.checked_len);

@@ -306,7 +306,7 @@ where
         // One critical section: the controls, and room if the producer holds no buffer and has
         // no item waiting to be placed (that one claims room by itself).
         let need_room = self.own.is_none() && !self.parked;
-        let (control, mut room) = self.slot.producer_step(cx, &self.limits, need_room);
+        let (control, mut room) = self.slot.producer_step::<W>(cx, &self.limits, need_room);
         self.requests.absorb(control);
         if control.has(Control::FLUSH) {
             // The slot has sealed the open batch already, as it handed over the flush.
@@ -337,7 +337,7 @@ where
                 }
                 // Never pull an item there is no room for: that is the backpressure.
                 if self.own.is_none() {
-                    match room.take().unwrap_or_else(|| self.slot.room(&self.limits)) {
+                    match room.take().unwrap_or_else(|| self.slot.room::<W>(&self.limits)) {
                         Room::Open => {}
                         Room::Own(t) => self.own = Some(t),
                         Room::None => return Poll::Pending,
@@ -531,7 +531,7 @@ where
         let mut published = None;
         loop {
             if self.own.is_none() {
-                match self.slot.append_or_claim(item, w, &self.limits) {
+                match self.slot.append_or_claim::<W>(item, w, &self.limits) {
                     Ok(()) => return Ok(published),
                     Err((back, Some(t))) => {
                         item = back;
@@ -542,13 +542,12 @@ where
             }
             let Some(t) = &mut self.own else { unreachable!() };
             let buf = self.slot.filling(t);
-            if !Self::fits(&self.limits, buf.len(), self.fill.weight, w) {
-                published = self.publish_own(FlushReason::Full).or(published);
-                continue;
-            }
             let first = buf.is_empty();
-            if let Err(back) = buf.push(item) {
-                // Unreachable while `max_items <= N`; kept total rather than panicking.
+            let fits = self.limits.fits(W::WEIGHS, buf.len(), self.fill.weight, w);
+            // A push fails only past `N`, unreachable while `max_items <= N`: kept total rather
+            // than panicking, as an item that does not fit.
+            if let Err(back) = if fits { buf.push(item) } else { Err(item) } {
+                // The batch is full for this item: it goes, and the item starts the next one.
                 item = back;
                 published = self.publish_own(FlushReason::Full).or(published);
                 continue;
@@ -560,14 +559,19 @@ where
                 let at = at.unwrap_or_else(|| self.slot.timer().now());
                 self.fill.start::<Tm>(at, &self.limits, 1);
             }
-            if Self::is_full(&self.limits, len, self.fill.weight) {
-                published = self.publish_own(FlushReason::Full).or(published);
+            let reason = if self.limits.is_full(W::WEIGHS, len, self.fill.weight) {
+                Some(FlushReason::Full)
             } else if len == self.fill.check_len
                 && self
                     .fill
                     .deadline_passed::<Tm>(self.slot.timer().now(), len, self.limits.max_wait())
             {
-                published = self.publish_own(FlushReason::Deadline).or(published);
+                Some(FlushReason::Deadline)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                published = self.publish_own(reason).or(published);
             }
             return Ok(published);
         }
@@ -590,7 +594,7 @@ where
         }
         let Some(t) = self.own.take() else { unreachable!() };
         self.close_on_error();
-        let next = self.fill.next(self.limits.max_items, 0);
+        let next = self.fill.next::<Tm>(self.limits.max_items, 0);
         let fill = core::mem::replace(&mut self.fill, next);
         self.armed = false;
         let p = Published {
@@ -645,25 +649,6 @@ where
         Poll::Pending
     }
 
-    /// [`Limits::fits`], with the weight checks left out of the build for a weigher that cannot
-    /// weigh ([`Unweighted`](crate::Unweighted)).
-    fn fits(limits: &Limits<SpanOf<Tm>>, len: usize, weight: usize, w: usize) -> bool {
-        if W::WEIGHS {
-            limits.fits(len, weight, w)
-        } else {
-            len == 0 || len < limits.max_items
-        }
-    }
-
-    /// [`Limits::is_full`], likewise.
-    fn is_full(limits: &Limits<SpanOf<Tm>>, len: usize, weight: usize) -> bool {
-        if W::WEIGHS {
-            limits.is_full(len, weight)
-        } else {
-            len >= limits.max_items
-        }
-    }
-
     /// Publishes the buffer being filled, if it holds anything.
     fn publish_own(&mut self, reason: FlushReason) -> Option<AfterPublish> {
         let t = self.own.as_mut()?;
@@ -672,7 +657,7 @@ where
             return None;
         }
         let t = self.own.take()?;
-        let next = self.fill.next(self.limits.max_items, len);
+        let next = self.fill.next::<Tm>(self.limits.max_items, len);
         let fill = core::mem::replace(&mut self.fill, next);
         self.armed = false;
         let p = Published {
@@ -680,7 +665,7 @@ where
             first_at: fill.first_at,
             weight: fill.weight,
             error: None,
-            open: reason.stays_open() && !Self::is_full(&self.limits, len, fill.weight),
+            open: reason.stays_open() && !self.limits.is_full(W::WEIGHS, len, fill.weight),
             quick: reason == FlushReason::Full && fill.quick::<Tm>(self.limits.max_wait()),
         };
         Some(self.slot.publish(t, p))

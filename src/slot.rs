@@ -105,8 +105,6 @@ struct State<T, I: Instant, E> {
     producer_awaits_take: bool,
     /// The parties' wakers, by [`Party`] (see [`State::needs`]).
     wakers: [Option<Waker>; 2],
-    /// Registered during the in-task driver's current poll, by [`Party`].
-    this_poll: [bool; 2],
     /// Set while the in-task driver polls both halves in one task: a handoff's wake-up would be
     /// for that same task, which polls again by itself while handoffs happen, so it is skipped.
     driven: bool,
@@ -259,28 +257,21 @@ impl<T, I: Instant, E> State<T, I, E> {
         }
     }
     /// Whether `waker` must be cloned in as `who`'s ([`Slot::install`]): not when it is registered
-    /// already, or was during the in-task driver's current poll.
+    /// already (under the in-task driver, for every round of a poll after the first).
     ///
     /// Registering does not wake the waker it replaces (unlike embassy-sync's
     /// `WakerRegistration`): each registration belongs to one party, which registers again on
-    /// every poll. While the in-task driver polls both halves (`driven`), the task's waker is the
-    /// same for every round of that poll, so it is registered once per poll, not once per round.
+    /// every poll.
     ///
     /// The producer registers at the start of each poll ([`Slot::producer_step`]), and nowhere
     /// else: whatever it finds later in that poll (no buffer, a batch its caller waits for), the
     /// waker is still there, or it was taken and woken since, and the task is polled again.
     fn needs(&mut self, who: Party, waker: &Waker) -> bool {
-        let p = who as usize;
-        if self.driven && self.this_poll[p] {
-            return false;
-        }
-        self.this_poll[p] = self.driven;
         // `will_wake` compares two pointers: it calls none of the waker's functions.
-        !self.wakers[p].as_ref().is_some_and(|w| w.will_wake(waker))
+        !self.wakers[who as usize].as_ref().is_some_and(|w| w.will_wake(waker))
     }
     /// `who`'s waker, to wake once the lock is released.
     fn take_waker(&mut self, who: Party) -> Option<Waker> {
-        self.this_poll[who as usize] = false;
         self.wakers[who as usize].take()
     }
     /// One more handoff. Under the slot's lock, so a load and a store do (thumbv6m has no atomic
@@ -551,7 +542,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                     consumer_waiting: false,
                     producer_awaits_take: false,
                     wakers: [None, None],
-                    this_poll: [false; 2],
                     driven: false,
                 }),
                 #[cfg(debug_assertions)]
@@ -801,9 +791,9 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             self.with(|s| {
                 for i in Buf::BOTH {
                     self.locked_buf(s, i).clear();
-                    s.role[i.ix()] = Role::Free;
-                    s.first_at[i.ix()] = None;
                 }
+                s.role = [Role::Free; 2];
+                s.first_at = [None, None];
                 s.queue = [None; 2];
                 s.open = None;
                 s.parked = None;
@@ -836,7 +826,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// Begins a producer step in one critical section: reads and clears the control requests,
     /// registers the producer's waker (so a later flush, close or hand-back reaches it wherever it
     /// waits: source, timer or buffer), and, if it has no buffer, finds room (see [`Slot::room`]).
-    pub(crate) fn producer_step(
+    pub(crate) fn producer_step<W: crate::config::Weigher<T>>(
         &self,
         cx: &mut Context<'_>,
         limits: &Limits<impl Copy>,
@@ -844,8 +834,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     ) -> (Control, Option<Room>) {
         self.with_registering(Party::Producer, cx.waker(), |s, ev| {
             let control = Self::read_control(s);
-            let room =
-                (need_room && !control.has(Control::CLOSED | Control::FLUSH)).then(|| self.room_locked(s, ev, limits));
+            let room = (need_room && !control.has(Control::CLOSED | Control::FLUSH))
+                .then(|| self.room_locked::<W>(s, ev, limits));
             ((control, room), true)
         })
     }
@@ -875,18 +865,18 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// Finds room for the next item: the open ready batch if it still has room, else a free
     /// buffer. With none, a buffer handed back afterwards wakes the producer (see
     /// [`State::needs`]).
-    pub(crate) fn room(&self, limits: &Limits<impl Copy>) -> Room {
-        self.with_events(|s, ev| self.room_locked(s, ev, limits))
+    pub(crate) fn room<W: crate::config::Weigher<T>>(&self, limits: &Limits<impl Copy>) -> Room {
+        self.with_events(|s, ev| self.room_locked::<W>(s, ev, limits))
     }
 
-    fn room_locked(
+    fn room_locked<W: crate::config::Weigher<T>>(
         &self,
         s: &mut State<T, Tm::Instant, E>,
         ev: &mut Ev<Tm::Instant>,
         limits: &Limits<impl Copy>,
     ) -> Room {
         if let Some(i) = s.open {
-            if !limits.is_full(self.locked_buf(s, i).len(), s.open_weight) {
+            if !limits.is_full(W::WEIGHS, self.locked_buf(s, i).len(), s.open_weight) {
                 return Room::Open;
             }
             s.open = None;
@@ -904,14 +894,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// fits (else that batch takes no more items); failing that, claims a free buffer for it, in
     /// the same critical section. Hands the item back with the buffer it got, if any.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn append_or_claim(
+    pub(crate) fn append_or_claim<W: crate::config::Weigher<T>>(
         &self,
         item: T,
         w: usize,
         limits: &Limits<impl Copy>,
     ) -> Result<(), (T, Option<FillToken>)> {
         self.with_events(|s, ev| {
-            let item = match self.append_open(s, item, w, limits) {
+            let item = match self.append_open::<W>(s, item, w, limits) {
                 Ok(()) => return Ok(()),
                 Err(item) => item,
             };
@@ -919,7 +909,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         })
     }
 
-    fn append_open(
+    fn append_open<W: crate::config::Weigher<T>>(
         &self,
         s: &mut State<T, Tm::Instant, E>,
         item: T,
@@ -928,13 +918,13 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     ) -> Result<(), T> {
         let Some(i) = s.open else { return Err(item) };
         let buf = self.locked_buf(s, i);
-        if !limits.fits(buf.len(), s.open_weight, w) {
+        if !limits.fits(W::WEIGHS, buf.len(), s.open_weight, w) {
             s.open = None;
             return Err(item);
         }
         buf.push(item)?;
         s.open_weight += w;
-        if limits.is_full(buf.len(), s.open_weight) {
+        if limits.is_full(W::WEIGHS, buf.len(), s.open_weight) {
             s.open = None;
         }
         Ok(())
@@ -1052,17 +1042,15 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.open = None;
             }
             let Some(first_at) = s.first_at[i.ix()] else {
-                // An error with no batch before it.
+                // An error with no batch before it (a queued buffer with no batch always has one;
+                // matched on it, so that a source that cannot fail leaves this out of the build).
+                let Some(error) = s.error[i.ix()].take() else {
+                    return ((Poll::Ready(None), producer), false);
+                };
                 s.role[i.ix()] = Role::Free;
                 ev.set(Event::Error);
-                let error = s.error[i.ix()].take();
-                return (
-                    (
-                        Poll::Ready(error.map(Err)),
-                        s.handoff_to_producer(&self.handoffs).or(producer),
-                    ),
-                    false,
-                );
+                let wake = s.handoff_to_producer(&self.handoffs).or(producer);
+                return ((Poll::Ready(Some(Err(error))), wake), false);
             };
             ev.set(Event::Batch {
                 reason: s.reason[i.ix()],
@@ -1163,7 +1151,6 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     pub(crate) fn begin_driven(&self) {
         self.with(|s| {
             s.driven = true;
-            s.this_poll = [false; 2];
         });
     }
 
