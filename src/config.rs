@@ -238,7 +238,13 @@ impl<const N: usize, W> Config<N, W> {
         };
         let max_wait = match self.max_wait {
             Some(d) if d.is_zero() => return Err(ConfigError::MaxWaitZero),
-            Some(d) => Some(span(d).ok_or(ConfigError::MaxWaitTooLong)?),
+            Some(d) => match span(d) {
+                // `Limits` keeps a zero span for "none": a timer whose span rounded a non-zero
+                // `max_wait` down to nothing (its `from_duration` should round up) is refused.
+                Some(s) if s == SpanOf::<Tm>::ZERO => return Err(ConfigError::MaxWaitZero),
+                Some(s) => Some(s),
+                None => return Err(ConfigError::MaxWaitTooLong),
+            },
             None => None,
         };
         let idle = match self.idle {

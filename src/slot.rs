@@ -22,6 +22,10 @@
 //! `Lent` one. Tokens cannot be created, copied or named outside this crate; a buffer is reached
 //! without the lock only through its token, and handing the token back is the only way out of the
 //! role. So at any time a buffer has at most one reference outside the lock.
+//!
+//! The rest of the shared state is reached only in a step under the mutex, with no borrow flag:
+//! a step runs no code of the user's (wakers, clock, formatter, item destructors); what would,
+//! runs after it with the state not borrowed (see `State`).
 
 #[cfg(feature = "stats")]
 use core::cell::RefCell;

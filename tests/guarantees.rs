@@ -158,6 +158,61 @@ fn dropping_the_receiver_stops_the_producer() {
     assert_eq!(polls.load(Ordering::Relaxed), 0);
 }
 
+/// A clock in whole milliseconds whose spans round a `Duration` *down* (against
+/// `Span::from_duration`'s contract): a `max_wait` under a millisecond would become no time at all,
+/// which the limits read as "no `max_wait`". Refused as `MaxWaitZero` instead.
+#[test]
+fn a_max_wait_a_timer_rounds_to_nothing_is_refused() {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    struct Ms(u64);
+    impl prefetch_batch::timer::Span for Ms {
+        const ZERO: Self = Ms(0);
+        fn from_duration(d: Duration) -> Option<Self> {
+            u64::try_from(d.as_millis()).ok().map(Ms)
+        }
+        fn to_duration(self) -> Duration {
+            Duration::from_millis(self.0)
+        }
+        fn saturating_add(self, other: Self) -> Self {
+            Ms(self.0.saturating_add(other.0))
+        }
+        fn half(self) -> Self {
+            Ms(self.0 / 2)
+        }
+    }
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    struct At(u64);
+    impl prefetch_batch::timer::Instant for At {
+        type Span = Ms;
+        fn checked_add(self, d: Ms) -> Option<Self> {
+            self.0.checked_add(d.0).map(At)
+        }
+        fn saturating_since(self, earlier: Self) -> Ms {
+            Ms(self.0.saturating_sub(earlier.0))
+        }
+    }
+    #[derive(Debug, Clone, Copy)]
+    struct Coarse;
+    impl Timer for Coarse {
+        type Instant = At;
+        type Sleep = core::future::Pending<()>;
+        const MAX_DURATION: Duration = Duration::from_secs(3600);
+        fn now(&self) -> At {
+            At(0)
+        }
+        fn sleep_until(&self, _: At) -> Self::Sleep {
+            core::future::pending()
+        }
+    }
+    assert_eq!(
+        Config::<4>::new()
+            .max_wait(Duration::from_micros(500))
+            .validate::<Coarse>(),
+        Err(ConfigError::MaxWaitZero)
+    );
+    assert!(Config::<4>::new().max_wait(ms(1)).validate::<Coarse>().is_ok());
+}
+
 #[test]
 fn each_invalid_field_gets_its_error() {
     type C = &'static prefetch_batch::timer::ManualClock;
