@@ -763,6 +763,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
     /// Attaches a producer and a receiver. A slot whose two halves are both gone is reset first:
     /// anything they left behind is dropped, so a `static` slot can be split again.
     pub(crate) fn attach(&self) -> Result<(), crate::SplitError> {
+        // Nothing to drop: a stale slot is emptied in place, in the same critical section.
+        let in_place = !core::mem::needs_drop::<T>() && !core::mem::needs_drop::<E>();
         // Checked and claimed in one critical section: two threads splitting one `static` slot at
         // once get one pair and one `InUse`, never two producers.
         let stale = self.with(|s| {
@@ -773,7 +775,19 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             };
             s.producer = Attach::Attached;
             s.receiver = Attach::Attached;
-            Ok(stale)
+            if stale && in_place {
+                // With no copy of the buffers. (`first_at` and `reason` are written before they
+                // are read again: by a publish, or a take of the parked item.)
+                for i in Buf::BOTH {
+                    self.locked_buf(s, i).clear();
+                }
+                s.role = [Role::Free; 2];
+                s.queue = [None; 2];
+                s.open = None;
+                s.parked = None;
+                Self::clear_requests(s);
+            }
+            Ok(stale && !in_place)
         })?;
         if stale {
             self.reset();
@@ -781,29 +795,14 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         Ok(())
     }
 
-    /// Empties a slot whose earlier halves are both gone, for new ones (not handed out yet, so
-    /// nothing else touches it meanwhile).
+    /// Empties a slot whose earlier halves are both gone and left what needs dropping, for new
+    /// ones (not handed out yet, so nothing else touches it meanwhile). Dropped outside the lock:
+    /// item destructors never run in a critical section.
     #[cold]
     #[inline(never)]
     fn reset(&self) {
-        if core::mem::needs_drop::<T>() || core::mem::needs_drop::<E>() {
-            // Dropped outside the lock: item destructors never run in a critical section.
-            drop(self.drain_remainder());
-            self.with(Self::clear_requests);
-        } else {
-            // Nothing to drop: emptied in place, with no copy of the buffers.
-            self.with(|s| {
-                for i in Buf::BOTH {
-                    self.locked_buf(s, i).clear();
-                }
-                s.role = [Role::Free; 2];
-                s.first_at = [None, None];
-                s.queue = [None; 2];
-                s.open = None;
-                s.parked = None;
-                Self::clear_requests(s);
-            });
-        }
+        drop(self.drain_remainder());
+        self.with(Self::clear_requests);
     }
 
     /// Clears what the earlier halves asked or left: errors, control requests, waits.
@@ -1027,14 +1026,37 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), E>>> {
         let (out, wake) = self.with_registering(Party::Consumer, cx.waker(), |s, ev| {
-            let Some(i) = s.pop_front() else {
-                if s.producer == Attach::Gone {
-                    return ((Poll::Ready(self.take_parked(s, ev)), None), false);
+            let i = match s.pop_front() {
+                Some(i) => i,
+                // The producer is gone: what is left is the item (or error) it pulled but found no
+                // room for. Nothing it took from the source is lost, even if it was dropped mid-way.
+                None if s.producer == Attach::Gone => match s.parked.take() {
+                    // The queue is empty and nothing is lent while the receiver asks, so a buffer
+                    // is free: the item is lent below as a batch of its own.
+                    Some((Ok(item), at)) => match s.free_buffer() {
+                        Some(i) => {
+                            let _ = self.locked_buf(s, i).push(item);
+                            s.reason[i.ix()] = FlushReason::Close;
+                            s.first_at[i.ix()] = Some(at);
+                            i
+                        }
+                        None => {
+                            s.parked = Some((Ok(item), at));
+                            return ((Poll::Ready(None), None), false);
+                        }
+                    },
+                    Some((Err(error), _)) => {
+                        ev.set(Event::Error);
+                        return ((Poll::Ready(Some(Err(error))), None), false);
+                    }
+                    None => return ((Poll::Ready(None), None), false),
+                },
+                None => {
+                    // No producer yet, or one still running: wait for it.
+                    s.consumer_waiting = true;
+                    ev.set(Event::ConsumerWaits);
+                    return ((Poll::Pending, None), true);
                 }
-                // No producer yet, or one still running: wait for it.
-                s.consumer_waiting = true;
-                ev.set(Event::ConsumerWaits);
-                return ((Poll::Pending, None), true);
             };
             s.consumer_waiting = false;
             let producer = if core::mem::take(&mut s.producer_awaits_take) && !s.driven {
@@ -1075,52 +1097,15 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
         out
     }
 
-    /// After the producer is gone, delivers the item (or error) it had pulled but found no room
-    /// for: nothing it took from the source is lost, even if it was dropped mid-way.
-    #[allow(clippy::type_complexity)]
-    fn take_parked(
-        &self,
-        s: &mut State<T, Tm::Instant, E>,
-        ev: &mut Ev<Tm::Instant>,
-    ) -> Option<Result<(LentToken, BatchInfo<Tm::Instant>), E>> {
-        match s.parked.take()? {
-            (Err(error), _) => {
-                ev.set(Event::Error);
-                Some(Err(error))
-            }
-            (Ok(item), first_at) => {
-                // The queue is empty and nothing is lent while the receiver asks, so a buffer is free.
-                let Some(i) = s.free_buffer() else {
-                    s.parked = Some((Ok(item), first_at));
-                    return None;
-                };
-                let _ = self.locked_buf(s, i).push(item);
-                s.role[i.ix()] = Role::Lent;
-                s.reason[i.ix()] = FlushReason::Close;
-                s.first_at[i.ix()] = Some(first_at);
-                ev.set(Event::Batch {
-                    reason: FlushReason::Close,
-                    len: 1,
-                    first_at,
-                    ends_wait: false,
-                });
-                let info = BatchInfo {
-                    reason: FlushReason::Close,
-                    first_at,
-                };
-                Some(Ok((LentToken(i), info)))
-            }
-        }
-    }
-
     /// Hands a lent buffer back. The caller has already emptied it (outside the lock, so item
     /// destructors never run inside a critical section).
     pub(crate) fn release(&self, t: LentToken) {
         let i = t.0;
         let wake = self.with(|s| {
-            s.first_at[i.ix()] = None;
             let to_consumer = if s.error[i.ix()].is_some() {
-                // The error follows the batch just handed back: it is next in line, alone.
+                // The error follows the batch just handed back: it is next in line, alone (no
+                // first item marks it so; a free buffer's `first_at` is written before it is read).
+                s.first_at[i.ix()] = None;
                 s.role[i.ix()] = Role::Ready;
                 s.push_front(i);
                 s.handoff_to_consumer(&self.handoffs)
