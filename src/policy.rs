@@ -161,7 +161,7 @@ pub(crate) struct Fill<I: Instant> {
     /// one was.
     stride: usize,
     checked_at: Option<I>,
-    /// The batch length at the last clock read (after [`Fill::next`]: the items the previous
+    /// The batch length at the last clock read (after [`Fill::advance`]: the items the previous
     /// batch took after its last read).
     checked_len: usize,
 }
@@ -179,19 +179,20 @@ impl<I: Instant> Fill<I> {
         }
     }
 
-    /// The state for the next batch: empty, with the stride this one learned, at most half a
-    /// batch (so a source that turns slow is looked at within half a batch, then closely).
-    /// It carries the last clock read of a batch of `len` items too, for [`Fill::start`]. On a
-    /// timer whose clock is cheap to read ([`Timer::CHEAP_NOW`]) there is no stride to carry.
-    pub(crate) fn next<Tm: Timer<Instant = I>>(&self, max_items: usize, len: usize) -> Self {
-        let mut next = Self::new();
-        if Tm::CHEAP_NOW {
-            return next;
+    /// Ends this batch of `len` items, handing back its first item's instant and its weight, and
+    /// makes this the state for the next one, in place: empty, with the stride this one learned,
+    /// at most half a batch (so a source that turns slow is looked at within half a batch, then
+    /// closely), and the last clock read of this batch, for [`Fill::start`]. On a timer whose clock
+    /// is cheap to read ([`Timer::CHEAP_NOW`]) there is no stride to carry.
+    pub(crate) fn advance<Tm: Timer<Instant = I>>(&mut self, max_items: usize, len: usize) -> (Option<I>, usize) {
+        let ended = (self.first_at.take(), core::mem::take(&mut self.weight));
+        self.idle_at = None;
+        self.check_len = 0;
+        if !Tm::CHEAP_NOW {
+            self.stride = self.stride.min(max_items / 2).max(1);
+            self.checked_len = len.saturating_sub(self.checked_len);
         }
-        next.stride = self.stride.min(max_items / 2).max(1);
-        next.checked_at = self.checked_at;
-        next.checked_len = len.saturating_sub(self.checked_len);
-        next
+        ended
     }
 
     /// The batch's first `len` items (one, or what one bulk fill took) were pulled at `at` (a

@@ -594,12 +594,11 @@ where
         }
         let Some(t) = self.own.take() else { unreachable!() };
         self.close_on_error();
-        let next = self.fill.next::<Tm>(self.limits.max_items, 0);
-        let fill = core::mem::replace(&mut self.fill, next);
+        let (first_at, weight) = self.fill.advance::<Tm>(self.limits.max_items, 0);
         self.armed = false;
         let p = Published {
             error: Some(error),
-            ..Published::sealed(FlushReason::Error, fill.first_at, fill.weight)
+            ..Published::sealed(FlushReason::Error, first_at, weight)
         };
         Ok(Some(self.slot.publish(t, p)))
     }
@@ -612,11 +611,9 @@ where
     /// size budget's pair when it was measured.
     #[cfg_attr(target_os = "none", inline(never))]
     fn poll_due(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Option<Tm::Sleep>>) -> Poll<Option<AfterPublish>> {
-        let Some(t) = &mut self.own else {
+        // Never a timer without a batch: none is held, or it is empty (it has no first item yet).
+        if self.own.is_none() || self.fill.first_at.is_none() {
             return Poll::Pending;
-        };
-        if self.slot.filling(t).is_empty() {
-            return Poll::Pending; // never a timer for an empty batch
         }
         let timer = self.slot.timer();
         let now = timer.now();
@@ -657,16 +654,16 @@ where
             return None;
         }
         let t = self.own.take()?;
-        let next = self.fill.next::<Tm>(self.limits.max_items, len);
-        let fill = core::mem::replace(&mut self.fill, next);
+        let quick = reason == FlushReason::Full && self.fill.quick::<Tm>(self.limits.max_wait());
+        let (first_at, weight) = self.fill.advance::<Tm>(self.limits.max_items, len);
         self.armed = false;
         let p = Published {
             reason,
-            first_at: fill.first_at,
-            weight: fill.weight,
+            first_at,
+            weight,
             error: None,
-            open: reason.stays_open() && !self.limits.is_full(W::WEIGHS, len, fill.weight),
-            quick: reason == FlushReason::Full && fill.quick::<Tm>(self.limits.max_wait()),
+            open: reason.stays_open() && !self.limits.is_full(W::WEIGHS, len, weight),
+            quick,
         };
         Some(self.slot.publish(t, p))
     }
