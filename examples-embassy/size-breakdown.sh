@@ -21,6 +21,7 @@
 # binutils (`size`, `addr2line`).
 set -euo pipefail
 cd "$(dirname "$0")"
+source ./fixed-paths.sh
 FW=budget
 REPO=$(cd .. && pwd)
 TARGETS=${*:-thumbv7em-none-eabihf thumbv6m-none-eabi}

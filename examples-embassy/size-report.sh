@@ -19,6 +19,7 @@
 # installs the first two).
 set -euo pipefail
 cd "$(dirname "$0")"
+source ./fixed-paths.sh
 FW=firmware   # the demo firmware
 BUDGET=budget # the size budget's pair, a package of its own
 TARGETS="thumbv7em-none-eabihf thumbv6m-none-eabi"

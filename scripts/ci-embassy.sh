@@ -92,6 +92,9 @@ cargo build -p examples-embassy --features host
 run host 0 cargo run -q -p examples-embassy --features host
 check_log "$LOGS/host.log" 0
 
+# The firmware builds from here on use the flags size-report.sh uses (fixed source paths).
+source examples-embassy/fixed-paths.sh
+
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     step "firmware for $target"
     (cd "$FW" && cargo build --release --locked --target "$target" --bins)
