@@ -428,15 +428,13 @@ where
                     match self.place(x, parked_at) {
                         Ok(left) => left,
                         Err(x) => {
-                            // No room after all: parked in the slot, and placed first on the next
-                            // pass (which, for an item that came back from there, is the next poll).
+                            // No room after all: parked in the slot, and placed first in the next
+                            // poll. Its waker, registered at the start of this one, is woken when a
+                            // buffer is handed back (or was already, and that poll comes anyway).
                             let at = parked_at.unwrap_or_else(|| self.slot.timer().now());
                             self.slot.park(x, at);
                             self.parked = true;
-                            if parked_at.is_some() {
-                                return Poll::Pending;
-                            }
-                            None
+                            return Poll::Pending;
                         }
                     }
                 }

@@ -235,30 +235,17 @@ impl Wake {
 }
 
 impl<T, I: Instant, E> State<T, I, E> {
-    /// A batch or the end was handed to the consumer: its waker, unless the driver polls it anyway.
+    /// A handoff to `to`: a batch or the end to the consumer, a buffer back to the producer. Its
+    /// waker, unless the in-task driver polls it anyway.
     ///
-    /// This and [`State::handoff_to_producer`] are not inlined on bare-metal targets: they have
-    /// three and two callers, and one copy of each is 24 B less flash on thumbv7em and 124 B less
-    /// on thumbv6m (the size budget's pair). On the host, the calls cost 0.2 instructions per
-    /// item (`scripts/callgrind-check`), so they stay inlined there.
+    /// Not inlined on bare-metal targets: it has five callers, and one copy is less flash on the
+    /// size budget's pair (also 24 B and 28 B less than one copy per party, when measured). On
+    /// the host, the calls cost 0.2 instructions per item (`scripts/callgrind-check`), so it stays
+    /// inlined there.
     #[cfg_attr(target_os = "none", inline(never))]
-    fn handoff_to_consumer(&mut self, count: &AtomicU32) -> Option<Waker> {
+    fn handoff(&mut self, to: Party, count: &AtomicU32) -> Option<Waker> {
         Self::count(count);
-        if self.driven {
-            None
-        } else {
-            self.take_waker(Party::Consumer)
-        }
-    }
-    /// A buffer was handed back to the producer.
-    #[cfg_attr(target_os = "none", inline(never))]
-    fn handoff_to_producer(&mut self, count: &AtomicU32) -> Option<Waker> {
-        Self::count(count);
-        if self.driven {
-            None
-        } else {
-            self.take_waker(Party::Producer)
-        }
+        if self.driven { None } else { self.take_waker(to) }
     }
     /// Whether `waker` must be cloned in as `who`'s ([`Slot::install`]): not when it is registered
     /// already (under the in-task driver, for every round of a poll after the first).
@@ -973,7 +960,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             if waiting && !s.driven {
                 s.producer_awaits_take = true;
             }
-            (after, s.handoff_to_consumer(&self.handoffs))
+            (after, s.handoff(Party::Consumer, &self.handoffs))
         });
         if let Some(w) = wake {
             w.wake();
@@ -998,7 +985,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
             }
             s.producer = Attach::Gone;
             s.open = None;
-            s.handoff_to_consumer(&self.handoffs)
+            s.handoff(Party::Consumer, &self.handoffs)
         });
         if let Some(w) = wake {
             w.wake();
@@ -1075,7 +1062,7 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 };
                 s.role[i.ix()] = Role::Free;
                 ev.set(Event::Error);
-                let wake = s.handoff_to_producer(&self.handoffs).or(producer);
+                let wake = s.handoff(Party::Producer, &self.handoffs).or(producer);
                 return ((Poll::Ready(Some(Err(error))), wake), false);
             };
             ev.set(Event::Batch {
@@ -1108,12 +1095,12 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> Slot<M, T, N, Tm, E> {
                 s.first_at[i.ix()] = None;
                 s.role[i.ix()] = Role::Ready;
                 s.push_front(i);
-                s.handoff_to_consumer(&self.handoffs)
+                s.handoff(Party::Consumer, &self.handoffs)
             } else {
                 s.role[i.ix()] = Role::Free;
                 None
             };
-            Wake(to_consumer, s.handoff_to_producer(&self.handoffs))
+            Wake(to_consumer, s.handoff(Party::Producer, &self.handoffs))
         });
         wake.now();
     }
