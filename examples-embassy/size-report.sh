@@ -12,8 +12,9 @@
 #   examples-embassy/size-report.sh --write   also replace the tables in the README, and lower each
 #                                             ceiling the crate now stays under to what it adds
 #                                             (a ceiling is raised only by editing budget/ceiling)
-#   examples-embassy/size-report.sh --check   also exit 3 when a target is over its ceiling, else 4
-#                                             when one is over budget, saying which (other
+#   examples-embassy/size-report.sh --check   also exit 3 when a target is over its ceiling or
+#                                             over an enforced budget (flash), else 4 when one is
+#                                             over budget (static RAM), saying which (other
 #                                             failures exit with other non-zero statuses)
 # Needs the two Rust targets, qemu-system-arm and binutils' `size` (scripts/ci-embassy.sh
 # installs the first two).
@@ -47,6 +48,9 @@ BUDGET_N=$(sed -n 's/^pub const N: usize = \([0-9]*\);$/\1/p' "$BUDGET/src/lib.r
 [ -n "$BUDGET_N" ] || { echo "size-report: no 'pub const N: usize' in $BUDGET/src/lib.rs" >&2; exit 2; }
 BUDGET_FLASH=2048
 BUDGET_RAM=$((BUDGET_N * 4 + 128)) # one more buffer of N u32 readings, plus 128 B of state
+# The measures whose budget the crate has reached: over it, --check fails as over a ceiling. The
+# others are held by their ceiling only, until they reach it too.
+ENFORCED="flash"
 # The ceiling: lines "target measure bytes" (measure: flash or static-RAM).
 CEILING=$BUDGET/ceiling
 ceiling() { # target measure
@@ -193,6 +197,9 @@ if [ "$CHECK" = 1 ]; then
     while read -r target measure hand crate added ceil budget verdict; do
         if [ "$verdict" = above ]; then
             echo "over its ceiling: $target ${measure/-/ }: prefetch-batch adds $added B, ceiling $ceil B ($CEILING)" >&2
+            status=3
+        elif [ "$verdict" = over ] && [[ " $ENFORCED " == *" $measure "* ]]; then
+            echo "over its budget, which is enforced: $target ${measure/-/ }: prefetch-batch adds $added B, budget $budget B" >&2
             status=3
         elif [ "$verdict" = over ]; then
             echo "over budget: $target ${measure/-/ }: prefetch-batch adds $added B, budget $budget B" >&2

@@ -134,12 +134,14 @@ impl<S: Span> Limits<S> {
 }
 
 impl<S> Limits<S> {
-    /// Whether an item of weight `w` may join a batch of `len` items weighing `weight`.
-    /// An empty batch takes any item, however heavy. `weighs` is the weigher's
-    /// [`WEIGHS`](crate::config::Weigher::WEIGHS), a constant: without it, the weight checks are
-    /// left out of the build.
+    /// Whether an item of weight `w` may join a batch of `len` items weighing `weight` that is
+    /// not full ([`Limits::is_full`]): a batch never takes an item once full, as it is published
+    /// (the producer's) or closed (an open ready batch) the moment it fills. An empty batch takes
+    /// any item, however heavy. `weighs` is the weigher's
+    /// [`WEIGHS`](crate::config::Weigher::WEIGHS), a constant: without it, every item fits, and the
+    /// weight checks are left out of the build.
     pub(crate) fn fits(&self, weighs: bool, len: usize, weight: usize, w: usize) -> bool {
-        len == 0 || (len < self.max_items && (!weighs || weight.saturating_add(w) <= self.max_weight))
+        len == 0 || !weighs || weight.saturating_add(w) <= self.max_weight
     }
 
     /// Whether a batch of `len` items weighing `weight` is complete (`weighs` as for `fits`).
@@ -155,7 +157,8 @@ pub(crate) struct Fill<I: Instant> {
     pub(crate) first_at: Option<I>,
     pub(crate) idle_at: Option<I>,
     pub(crate) weight: usize,
-    /// The batch length at which a burst next reads the clock for the deadline (0: never).
+    /// The batch length at which a burst next reads the clock for the deadline (0: never). Not
+    /// used on a clock cheap to read ([`Timer::CHEAP_NOW`]): every item is looked at there.
     pub(crate) check_len: usize,
     /// Items between the last two clock reads (carried to the next batch), and when the last
     /// one was.
@@ -187,8 +190,8 @@ impl<I: Instant> Fill<I> {
     pub(crate) fn advance<Tm: Timer<Instant = I>>(&mut self, max_items: usize, len: usize) -> (Option<I>, usize) {
         let ended = (self.first_at.take(), core::mem::take(&mut self.weight));
         self.idle_at = None;
-        self.check_len = 0;
         if !Tm::CHEAP_NOW {
+            self.check_len = 0;
             self.stride = self.stride.min(max_items / 2).max(1);
             self.checked_len = len.saturating_sub(self.checked_len);
         }
@@ -209,15 +212,11 @@ impl<I: Instant> Fill<I> {
     /// On a timer whose clock is cheap to read ([`Timer::CHEAP_NOW`]) every item is looked at.
     pub(crate) fn start<Tm: Timer<Instant = I>>(&mut self, at: I, limits: &Limits<I::Span>, len: usize) {
         self.first_at = Some(at);
-        if limits.max_wait().is_some() {
-            if Tm::CHEAP_NOW {
-                self.check_len = len + 1;
-                return;
-            }
+        if !Tm::CHEAP_NOW && limits.max_wait().is_some() {
             let items = self.checked_len + len;
             let quick = match (self.checked_at, limits.max_wait()) {
                 (Some(last), Some(d)) if items.saturating_mul(2) >= limits.max_items => {
-                    let quick = last.checked_add(d.half().half()).is_some_and(|by| at <= by);
+                    let quick = last.deadline_after(d.half().half()).is_some_and(|by| at <= by);
                     if !quick {
                         // Half a batch took longer than that: look closely from the start.
                         self.stride = 1;
@@ -244,20 +243,20 @@ impl<I: Instant> Fill<I> {
     /// `max_wait` after the first item, worked out each time a check needs it (rarely: a quick
     /// batch never does), so the producer stores no deadline.
     fn deadline(&self, max_wait: Option<I::Span>) -> Option<I> {
-        self.first_at.zip(max_wait).and_then(|(at, d)| at.checked_add(d))
+        self.first_at.zip(max_wait).and_then(|(at, d)| at.deadline_after(d))
     }
 
-    /// A burst reached `check_len` items at `now`: whether the deadline has passed. If not, plans
-    /// the next look so that, at the rate items arrived since the last look, it falls at most one
-    /// item after the deadline: the stride doubles while the deadline is far, and shrinks as it
-    /// nears. The stride carries over to the next batch (at most half a batch): an always-ready
-    /// source that is fast costs about log2(N) clock reads for its first batch and none in the
-    /// burst after that (see [`Fill::start`]); one that is slow is cut within one item of
-    /// `max_wait`.
-    /// On a timer whose clock is cheap to read, the next look is at the next item.
+    /// A burst reached `check_len` items: whether the deadline has passed, by a clock read (none
+    /// without a deadline). If not, plans the next look so that, at the rate items arrived since
+    /// the last look, it falls at most one item after the deadline: the stride doubles while the
+    /// deadline is far, and shrinks as it nears. The stride carries over to the next batch (at
+    /// most half a batch): an always-ready source that is fast costs about log2(N) clock reads for
+    /// its first batch and none in the burst after that (see [`Fill::start`]); one that is slow is
+    /// cut within one item of `max_wait`.
+    /// On a timer whose clock is cheap to read, every item is looked at: nothing to plan.
     pub(crate) fn deadline_passed<Tm: Timer<Instant = I>>(
         &mut self,
-        now: I,
+        tm: &Tm,
         len: usize,
         max_wait: Option<I::Span>,
     ) -> bool {
@@ -265,12 +264,9 @@ impl<I: Instant> Fill<I> {
             self.check_len = 0;
             return false;
         };
-        if now >= deadline {
-            return true;
-        }
-        if Tm::CHEAP_NOW {
-            self.check_len = len.saturating_add(1);
-            return false;
+        let now = tm.now();
+        if now >= deadline || Tm::CHEAP_NOW {
+            return now >= deadline;
         }
         // Set by `start` whenever there is a deadline.
         let Some(last) = self.checked_at else {

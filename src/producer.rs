@@ -43,7 +43,8 @@ pub trait SlotTypes: crate::slot::sealed::Sealed {
     #[allow(clippy::type_complexity)]
     fn finish_erased(
         &self,
-        own: Option<(FillToken, Option<<Self::Timer as Timer>::Instant>, usize)>,
+        own: Option<FillToken>,
+        first_at: Option<<Self::Timer as Timer>::Instant>,
         reason: FlushReason,
     );
 }
@@ -52,10 +53,8 @@ impl<M: RawMutex, T, const N: usize, Tm: Timer, E> SlotTypes for Slot<M, T, N, T
     type Item = T;
     type Error = E;
     type Timer = Tm;
-    #[allow(clippy::type_complexity)]
-    fn finish_erased(&self, own: Option<(FillToken, Option<Tm::Instant>, usize)>, reason: FlushReason) {
-        let own = own.map(|(t, first_at, weight)| (t, Published::sealed(reason, first_at, weight)));
-        self.finish(own);
+    fn finish_erased(&self, own: Option<FillToken>, first_at: Option<Tm::Instant>, reason: FlushReason) {
+        self.finish(own, first_at, reason);
     }
 }
 
@@ -277,8 +276,7 @@ where
         if !self.done {
             self.done = true;
             // Through the slot's erased hook: `Drop` cannot name the slot's `M` and `N`.
-            let own = self.own.take().map(|t| (t, self.fill.first_at, self.fill.weight));
-            SlotTypes::finish_erased(&*self.slot, own, reason);
+            SlotTypes::finish_erased(&*self.slot, self.own.take(), self.fill.first_at, reason);
         }
     }
 }
@@ -306,22 +304,26 @@ where
         // One critical section: the controls, and room if the producer holds no buffer and has
         // no item waiting to be placed (that one claims room by itself).
         let need_room = self.own.is_none() && !self.parked;
-        let (control, mut room) = self.slot.producer_step::<W>(cx, &self.limits, need_room);
+        let (control, mut room) = self.slot.producer_step(cx, need_room);
         self.requests.absorb(control);
         if control.has(Control::FLUSH) {
-            // The slot has sealed the open batch already, as it handed over the flush.
-            if let Some(after) = self.publish_own(FlushReason::Flush) {
-                self.requests.absorb(after.control);
-            }
+            // The slot has sealed the open batch already, as it handed over the flush. What the
+            // slot says after this publish is read again at the next (a close stays set there).
+            let _ = self.publish_own(FlushReason::Flush);
         }
-        let driven = control.has(Control::DRIVEN);
         let mut pulled = 0usize;
         loop {
+            // Closing: the partial batch goes; an item that found no room stays in the slot, for
+            // the receiver or a drain.
+            if self.closing() {
+                self.finish(FlushReason::Close);
+                return Poll::Ready(());
+            }
             // The next item, or what the source says instead: an item that found no room waits in
-            // the slot with the instant it was pulled, and goes first (on a close it stays there,
-            // for the receiver or a drain); else one from the source, if there is room for it.
+            // the slot with the instant it was pulled, and goes first; else one from the source,
+            // if there is room for it.
             let mut parked_at = None;
-            let next = if self.parked && !self.closing() {
+            let next = if self.parked {
                 self.parked = false;
                 match self.slot.unpark() {
                     Some((x, at)) => {
@@ -331,13 +333,9 @@ where
                     None => continue,
                 }
             } else {
-                if self.closing() {
-                    self.finish(FlushReason::Close);
-                    return Poll::Ready(());
-                }
                 // Never pull an item there is no room for: that is the backpressure.
                 if self.own.is_none() {
-                    match room.take().unwrap_or_else(|| self.slot.room::<W>(&self.limits)) {
+                    match room.take().unwrap_or_else(|| self.slot.room()) {
                         Room::Open => {}
                         Room::Own(t) => self.own = Some(t),
                         Room::None => return Poll::Pending,
@@ -391,7 +389,7 @@ where
                                     let reason = if len >= max {
                                         Some(FlushReason::Full)
                                     } else if self.fill.deadline_passed::<Tm>(
-                                        self.slot.timer().now(),
+                                        self.slot.timer(),
                                         len,
                                         self.limits.max_wait(),
                                     ) {
@@ -400,7 +398,7 @@ where
                                         None
                                     };
                                     if let Some(after) = reason.and_then(|r| self.publish_own(r)) {
-                                        if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                                        if let Some(p) = self.after_publish(&after, &mut pulled, cx) {
                                             return p;
                                         }
                                     }
@@ -461,7 +459,7 @@ where
                 },
             };
             if let Some(after) = left {
-                if let Some(p) = self.after_publish(&after, driven, &mut pulled, cx) {
+                if let Some(p) = self.after_publish(&after, &mut pulled, cx) {
                     return p;
                 }
             }
@@ -481,15 +479,9 @@ where
 
     /// After a publish: yields (returns `Some(Pending)`) when the caller waits for that batch, so a
     /// caller on the same thread takes it now, or when this poll pulled enough items.
-    fn after_publish(
-        &mut self,
-        after: &AfterPublish,
-        driven: bool,
-        pulled: &mut usize,
-        cx: &mut Context<'_>,
-    ) -> Option<Poll<()>> {
+    fn after_publish(&mut self, after: &AfterPublish, pulled: &mut usize, cx: &mut Context<'_>) -> Option<Poll<()>> {
         self.requests.absorb(after.control);
-        if driven {
+        if after.control.has(Control::DRIVEN) {
             // The in-task driver polls the caller right after this returns, and polls the
             // producer again by itself since a handoff happened: no wake-up needed, so it
             // always hands over at once.
@@ -559,10 +551,10 @@ where
             }
             let reason = if self.limits.is_full(W::WEIGHS, len, self.fill.weight) {
                 Some(FlushReason::Full)
-            } else if len == self.fill.check_len
+            } else if (Tm::CHEAP_NOW || len == self.fill.check_len)
                 && self
                     .fill
-                    .deadline_passed::<Tm>(self.slot.timer().now(), len, self.limits.max_wait())
+                    .deadline_passed::<Tm>(self.slot.timer(), len, self.limits.max_wait())
             {
                 Some(FlushReason::Deadline)
             } else {
@@ -604,20 +596,17 @@ where
     /// The source has nothing now: emit the batch if its deadline or idle gap has passed, else
     /// arm the sleep for whichever comes first. `Ready` means look again: with what the slot said
     /// if a batch was emitted.
-    ///
-    /// Not inlined on bare-metal targets: 76 B less flash on thumbv7em, 32 B on thumbv6m, on the
-    /// size budget's pair when it was measured.
-    #[cfg_attr(target_os = "none", inline(never))]
     fn poll_due(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Option<Tm::Sleep>>) -> Poll<Option<AfterPublish>> {
-        // Never a timer without a batch: none is held, or it is empty (it has no first item yet).
-        if self.own.is_none() || self.fill.first_at.is_none() {
+        // Never a timer without a batch: it has no first item yet (or no buffer is held: then
+        // neither, as a batch's fill state ends whenever its buffer goes).
+        if self.fill.first_at.is_none() {
             return Poll::Pending;
         }
         let timer = self.slot.timer();
         let now = timer.now();
         if core::mem::take(&mut self.pushed) {
             if let Some(idle) = self.limits.idle {
-                self.fill.idle_at = now.checked_add(idle);
+                self.fill.idle_at = now.deadline_after(idle);
                 self.armed = false;
             }
         }
@@ -658,9 +647,11 @@ where
         let p = Published {
             reason,
             first_at,
-            weight,
+            // An unweighted batch weighs nothing (said so, the compiler stores a constant).
+            weight: if W::WEIGHS { weight } else { 0 },
             error: None,
-            open: reason.stays_open() && !self.limits.is_full(W::WEIGHS, len, weight),
+            // Not full: a batch that fills goes at once, for that reason.
+            open: reason.stays_open(),
             quick,
         };
         Some(self.slot.publish(t, p))

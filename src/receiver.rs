@@ -38,7 +38,6 @@ where
     R::Target: Detach,
 {
     slot: R,
-    terminated: bool,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -47,10 +46,7 @@ where
     R::Target: Detach + fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("slot", &&*self.slot)
-            .field("terminated", &self.terminated)
-            .finish()
+        f.debug_struct("Receiver").field("slot", &&*self.slot).finish()
     }
 }
 
@@ -60,7 +56,7 @@ where
     R::Target: Detach,
 {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "Receiver {{ terminated: {} }}", self.terminated)
+        defmt::write!(f, "Receiver")
     }
 }
 
@@ -84,7 +80,6 @@ where
     pub(crate) fn attached(slot: R) -> Self {
         Self {
             slot,
-            terminated: false,
             _kind: PhantomData,
         }
     }
@@ -148,12 +143,7 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(LentToken, BatchInfo<Tm::Instant>), K::Error>>> {
-        if self.terminated {
-            return Poll::Ready(None);
-        }
-        let next = core::task::ready!(self.slot.poll_take(cx));
-        self.terminated = next.is_none();
-        Poll::Ready(next)
+        self.slot.poll_take(cx)
     }
 
     /// The slot this receiver reads: flush, close, read counters, from here or from anywhere
@@ -205,8 +195,10 @@ where
     M: RawMutex,
     Tm: Timer,
 {
+    /// Once a poll has returned `None` (the producer is done, and every batch and item was
+    /// taken): every poll from then on does too.
     fn is_terminated(&self) -> bool {
-        self.terminated
+        self.slot.has_ended()
     }
 }
 

@@ -89,8 +89,10 @@ fn receiver_is_a_fused_stream_of_owned_batches() {
     let slot = Slot::<NoopRawMutex, u32, 3, _>::new(clock);
     let (producer, mut rx) = slot.split(testing::iter(0..7), Config::new()).unwrap();
     let mut got = vec![];
+    assert!(!rx.is_terminated(), "a producer is attached");
     clock.block_on(join(producer, async {
         while let Some(batch) = next(&mut rx).await {
+            assert!(!rx.is_terminated(), "the last batch may come next");
             got.push((batch.info.reason, batch.into_iter().collect::<Vec<_>>()));
         }
         assert!(rx.is_terminated());

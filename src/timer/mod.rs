@@ -47,6 +47,17 @@ pub trait Instant: Copy + Ord + Debug {
     fn checked_add(self, d: Self::Span) -> Option<Self>;
     /// `self - earlier`, or zero if `earlier` is later.
     fn saturating_since(self, earlier: Self) -> Self::Span;
+    /// The instant `d` after `self`, for a deadline: `self` is an instant the clock returned and
+    /// `d` at most the timer's [`Timer::MAX_DURATION`] (the engine adds nothing else). `None` past
+    /// the end of the clock, as [`checked_add`](Self::checked_add), which the default calls.
+    ///
+    /// A clock whose `MAX_DURATION` leaves room for every such sum may add without the check: the
+    /// engine then carries no code for a deadline past the end of the clock. `embassy_time`'s
+    /// does: its longest span is half the tick range, and a running system's instants stay in the
+    /// other half.
+    fn deadline_after(self, d: Self::Span) -> Option<Self> {
+        self.checked_add(d)
+    }
 }
 
 /// A length of time in a clock's own unit.
