@@ -31,6 +31,13 @@ use crate::timer::{Instant, SpanOf, Timer};
 /// batch boundary): bounds how long an always-ready source keeps other tasks from running.
 pub const YIELD_AFTER_ITEMS: usize = 256;
 
+/// What a burst ([`Engine::burst`]) got: what the source gave instead of an item of the batch,
+/// for the general path, or the burst's end, with what the slot said if a batch left.
+enum Pass<X> {
+    Next(Poll<Option<X>>),
+    Burst(Option<AfterPublish>),
+}
+
 /// Names a slot's types without repeating its parameters. Sealed.
 pub trait SlotTypes: crate::slot::sealed::Sealed {
     /// The items.
@@ -346,74 +353,19 @@ where
                 // items take the general path one by one (`place_item` reads the clock for each).
                 let burst =
                     (!Tm::CHEAP_NOW || S::STAMP_AFTER_FILL) && (!W::WEIGHS || self.limits.max_weight == usize::MAX);
-                match (&mut self.own, burst) {
-                    (Some(t), true) => {
-                        let buf = self.slot.filling(t);
-                        if buf.is_empty() && !S::STAMP_AFTER_FILL {
-                            // The first item of a batch, pulled alone and stamped at once; what is
-                            // not an item of a batch that goes on takes the general path.
-                            match source.as_mut().poll_item(cx) {
-                                Poll::Ready(Some(Ok(item))) if self.limits.max_items > 1 => {
-                                    // An empty buffer has room: `N >= max_items > 1`.
-                                    let _ = buf.push(item);
-                                    pulled += 1;
-                                    self.pushed = true;
-                                    self.idle_probe = false;
-                                    self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, 1);
-                                    continue;
-                                }
-                                other => other,
+                if burst && self.own.is_some() {
+                    match self.burst(cx, source.as_mut(), &mut pulled) {
+                        Pass::Next(next) => next,
+                        Pass::Burst(None) => continue,
+                        Pass::Burst(Some(after)) => {
+                            if let Some(p) = self.after_publish(&after, &mut pulled, cx) {
+                                return p;
                             }
-                        } else {
-                            let max = self.limits.max_items;
-                            // On a cheap clock a bulk fill, which takes only what is ready at one
-                            // instant, is looked at after each take from the source, not each item.
-                            let each_take = Tm::CHEAP_NOW && S::STAMP_AFTER_FILL;
-                            let stop = match self.fill.check_len {
-                                _ if each_take => max,
-                                0 => max,
-                                c => c.min(max),
-                            };
-                            let before = buf.len();
-                            let res = source.as_mut().poll_fill(cx, buf, stop, each_take);
-                            if before == 0 && !buf.is_empty() {
-                                // Bulk intake: what one fill took was all ready at once.
-                                self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, buf.len());
-                            }
-                            match res {
-                                Burst::Stop => {
-                                    let len = buf.len();
-                                    pulled += len - before;
-                                    self.pushed = true;
-                                    self.idle_probe = false;
-                                    let reason = if len >= max {
-                                        Some(FlushReason::Full)
-                                    } else if self.fill.deadline_passed::<Tm>(
-                                        self.slot.timer(),
-                                        len,
-                                        self.limits.max_wait(),
-                                    ) {
-                                        Some(FlushReason::Deadline)
-                                    } else {
-                                        None
-                                    };
-                                    if let Some(after) = reason.and_then(|r| self.publish_own(r)) {
-                                        if let Some(p) = self.after_publish(&after, &mut pulled, cx) {
-                                            return p;
-                                        }
-                                    }
-                                    continue;
-                                }
-                                Burst::Other { pushed, next } => {
-                                    pulled += buf.len() - before;
-                                    self.pushed |= pushed;
-                                    self.idle_probe &= !pushed;
-                                    next
-                                }
-                            }
+                            continue;
                         }
                     }
-                    _ => source.as_mut().poll_item(cx),
+                } else {
+                    source.as_mut().poll_item(cx)
                 }
             };
             // What left, if anything: one place for every path that may hand a batch over.
@@ -468,6 +420,79 @@ where
 
     fn closing(&self) -> bool {
         self.requests.has(Control::CLOSED)
+    }
+
+    /// One burst into the buffer the producer holds (streams: the first item of a batch alone,
+    /// stamped at once, or items up to the next clock read; bulk sources: what one fill takes).
+    /// `Pass::Burst` says what left, if a batch did (full or due at the burst's end); what the
+    /// source gave instead of an item of this batch goes to the general path, as `Pass::Next`.
+    fn burst<S>(&mut self, cx: &mut Context<'_>, mut source: Pin<&mut S>, pulled: &mut usize) -> Pass<Result<T, E>>
+    where
+        S: Intake<K, Item = T>,
+        K: Kind<Error = E>,
+    {
+        // Called only while the producer holds a buffer (the open batch takes items by the general
+        // path); the `else` is there for the borrow.
+        let Some(t) = &mut self.own else {
+            return Pass::Burst(None);
+        };
+        let buf = self.slot.filling(t);
+        if buf.is_empty() && !S::STAMP_AFTER_FILL {
+            // The first item of a batch, pulled alone and stamped at once; what is not an item of
+            // a batch that goes on takes the general path.
+            return match source.as_mut().poll_item(cx) {
+                Poll::Ready(Some(Ok(item))) if self.limits.max_items > 1 => {
+                    // An empty buffer has room: `N >= max_items > 1`.
+                    let _ = buf.push(item);
+                    *pulled += 1;
+                    self.pushed = true;
+                    self.idle_probe = false;
+                    self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, 1);
+                    Pass::Burst(None)
+                }
+                other => Pass::Next(other),
+            };
+        }
+        let max = self.limits.max_items;
+        // On a cheap clock a bulk fill, which takes only what is ready at one instant, is looked
+        // at after each take from the source, not each item.
+        let each_take = Tm::CHEAP_NOW && S::STAMP_AFTER_FILL;
+        let stop = match self.fill.check_len {
+            _ if each_take => max,
+            0 => max,
+            c => c.min(max),
+        };
+        let before = buf.len();
+        let res = source.as_mut().poll_fill(cx, buf, stop, each_take);
+        if before == 0 && !buf.is_empty() {
+            // Bulk intake: what one fill took was all ready at once.
+            self.fill.start::<Tm>(self.slot.timer().now(), &self.limits, buf.len());
+        }
+        match res {
+            Burst::Stop => {
+                let len = buf.len();
+                *pulled += len - before;
+                self.pushed = true;
+                self.idle_probe = false;
+                let reason = if len >= max {
+                    Some(FlushReason::Full)
+                } else if self
+                    .fill
+                    .deadline_passed::<Tm>(self.slot.timer(), len, self.limits.max_wait())
+                {
+                    Some(FlushReason::Deadline)
+                } else {
+                    None
+                };
+                Pass::Burst(reason.and_then(|r| self.publish_own(r)))
+            }
+            Burst::Other { pushed, next } => {
+                *pulled += buf.len() - before;
+                self.pushed |= pushed;
+                self.idle_probe &= !pushed;
+                Pass::Next(next)
+            }
+        }
     }
 
     /// After an error from the source: closes if the producer stops at the first one.
