@@ -73,6 +73,14 @@ impl super::Instant for Instant {
     /// `self` came from the clock, which would need to run for the other half (292 years at a GHz
     /// tick) to reach it. (48 B less flash on thumbv7em, 52 B on thumbv6m, than a check that
     /// cannot fail.)
+    ///
+    /// ```
+    /// use embassy_time::{Duration, Instant};
+    /// use prefetch_batch::timer::Instant as _;
+    ///
+    /// let at = Instant::from_ticks(5);
+    /// assert_eq!(at.deadline_after(Duration::from_ticks(3)), Some(Instant::from_ticks(8)));
+    /// ```
     fn deadline_after(self, d: embassy_time::Duration) -> Option<Self> {
         Some(Instant::from_ticks(self.as_ticks().wrapping_add(d.as_ticks())))
     }

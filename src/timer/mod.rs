@@ -55,6 +55,16 @@ pub trait Instant: Copy + Ord + Debug {
     /// engine then carries no code for a deadline past the end of the clock. `embassy_time`'s
     /// does: its longest span is half the tick range, and a running system's instants stay in the
     /// other half.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use prefetch_batch::timer::Instant;
+    ///
+    /// // `Duration` is the instant of `ManualClock` (time since its epoch): the default, checked.
+    /// let at = Duration::from_secs(1);
+    /// assert_eq!(at.deadline_after(Duration::from_millis(5)), Some(Duration::from_millis(1005)));
+    /// assert_eq!(Duration::MAX.deadline_after(Duration::from_secs(1)), None);
+    /// ```
     fn deadline_after(self, d: Self::Span) -> Option<Self> {
         self.checked_add(d)
     }
