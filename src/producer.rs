@@ -474,16 +474,8 @@ where
                 *pulled += len - before;
                 self.pushed = true;
                 self.idle_probe = false;
-                let reason = if len >= max {
-                    Some(FlushReason::Full)
-                } else if self
-                    .fill
-                    .deadline_passed::<Tm>(self.slot.timer(), len, self.limits.max_wait())
-                {
-                    Some(FlushReason::Deadline)
-                } else {
-                    None
-                };
+                // A burst stops where a clock read is planned (or at `max`).
+                let reason = self.leaves(len, true);
                 Pass::Burst(reason.and_then(|r| self.publish_own(r)))
             }
             Burst::Other { pushed, next } => {
@@ -574,22 +566,35 @@ where
                 let at = at.unwrap_or_else(|| self.slot.timer().now());
                 self.fill.start::<Tm>(at, &self.limits, 1);
             }
-            let reason = if self.limits.is_full(W::WEIGHS, len, self.fill.weight) {
-                Some(FlushReason::Full)
-            } else if (Tm::CHEAP_NOW || len == self.fill.check_len)
-                && self
-                    .fill
-                    .deadline_passed::<Tm>(self.slot.timer(), len, self.limits.max_wait())
-            {
-                Some(FlushReason::Deadline)
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
+            if let Some(reason) = self.leaves(len, Tm::CHEAP_NOW || len == self.fill.check_len) {
                 published = self.publish_own(reason).or(published);
             }
             return Ok(published);
         }
+    }
+
+    /// Why the batch being filled, now `len` items, leaves at once, if it does: it is full, or,
+    /// when `look` (a clock read is planned at this length: every item on a cheap clock), its
+    /// deadline has passed. One rule for the burst and the general path.
+    fn leaves(&mut self, len: usize, look: bool) -> Option<FlushReason> {
+        if self.limits.is_full(W::WEIGHS, len, self.fill.weight) {
+            Some(FlushReason::Full)
+        } else if look
+            && self
+                .fill
+                .deadline_passed::<Tm>(self.slot.timer(), len, self.limits.max_wait())
+        {
+            Some(FlushReason::Deadline)
+        } else {
+            None
+        }
+    }
+
+    /// Ends the fill state of the batch that leaves ([`Fill::advance`]), handing back its first
+    /// item's instant and its weight, and disarms the sleep, which was armed for that batch.
+    fn end_fill(&mut self, len: usize) -> (Option<Tm::Instant>, usize) {
+        self.armed = false;
+        self.fill.advance::<Tm>(self.limits.max_items, len)
     }
 
     fn place_error(&mut self, error: E) -> Result<Option<AfterPublish>, E> {
@@ -609,8 +614,7 @@ where
         }
         let Some(t) = self.own.take() else { unreachable!() };
         self.close_on_error();
-        let (first_at, weight) = self.fill.advance::<Tm>(self.limits.max_items, 0);
-        self.armed = false;
+        let (first_at, weight) = self.end_fill(0);
         let p = Published {
             error: Some(error),
             ..Published::sealed(FlushReason::Error, first_at, weight)
@@ -667,8 +671,7 @@ where
         }
         let t = self.own.take()?;
         let quick = reason == FlushReason::Full && self.fill.quick::<Tm>(self.limits.max_wait());
-        let (first_at, weight) = self.fill.advance::<Tm>(self.limits.max_items, len);
-        self.armed = false;
+        let (first_at, weight) = self.end_fill(len);
         let p = Published {
             reason,
             first_at,
